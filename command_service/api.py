@@ -1,0 +1,184 @@
+"""HTTP routes of the command service: parse, call the application layer, map the result."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from command_service.application import CommandContext, CommandResult, OrderService
+from command_service.domain import order as domain
+from command_service.domain.order import price_to_cents
+from command_service.json_body import read_json_body
+from command_service.schemas import (
+    CancelOrderSchema,
+    ChangeStatusSchema,
+    PlaceOrderSchema,
+    load_or_raise,
+)
+from shared.correlation import current_correlation_id
+from shared.errors import Problem
+
+orders = Blueprint("orders", __name__)
+
+MAX_PAGE = 1000
+
+
+def _service() -> OrderService:
+    service: OrderService = current_app.extensions["order_service"]
+    return service
+
+
+def _context() -> CommandContext:
+    return CommandContext(correlation_id=current_correlation_id())
+
+
+def _result_response(result: CommandResult, status: int) -> Response:
+    response = jsonify(
+        order_id=result.order_id,
+        version=result.version,
+        position=result.position,
+        status=result.status,
+    )
+    response.status_code = status
+    response.headers["ETag"] = f'"{result.version}"'
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@orders.post("/orders")
+def place_order() -> Response:
+    payload = load_or_raise(PlaceOrderSchema(), read_json_body())
+    command = domain.PlaceOrder(
+        order_id=payload.get("order_id") or str(uuid.uuid4()),
+        customer_id=payload["customer_id"],
+        lines=tuple(
+            domain.OrderLine(
+                line["product_id"],
+                line["quantity"],
+                price_to_cents(f"lines.{i}.unit_price", line["unit_price"]),
+            )
+            for i, line in enumerate(payload["lines"])
+        ),
+    )
+    result = _service().place_order(command, _context())
+    response = _result_response(result, 201)
+    response.headers["Location"] = url_for("orders.get_order", order_id=result.order_id)
+    return response
+
+
+@orders.post("/orders/<order_id>/status")
+def change_status(order_id: str) -> Response:
+    payload = load_or_raise(ChangeStatusSchema(), read_json_body())
+    expected = _expected_version(payload.get("expected_version"))
+    command = domain.ChangeOrderStatus(order_id, domain.OrderStatus(payload["status"]))
+    return _result_response(_service().change_status(command, expected, _context()), 200)
+
+
+@orders.delete("/orders/<order_id>")
+def cancel_order(order_id: str) -> Response:
+    payload = load_or_raise(CancelOrderSchema(), read_json_body(required=False))
+    expected = _expected_version(payload.get("expected_version"))
+    command = domain.CancelOrder(order_id, payload.get("reason"))
+    return _result_response(_service().cancel_order(command, expected, _context()), 200)
+
+
+@orders.get("/orders/<order_id>")
+def get_order(order_id: str) -> Response:
+    """The order as rebuilt from its events: strongly consistent, unlike the query service."""
+    state = _service().order_state(order_id)
+    response = jsonify(
+        order_id=state.order_id,
+        customer_id=state.customer_id,
+        status=str(state.status),
+        version=state.version,
+        total_cents=state.total_cents,
+        lines=[
+            {
+                "product_id": line.product_id,
+                "quantity": line.quantity,
+                "unit_price_cents": line.unit_price_cents,
+            }
+            for line in state.lines
+        ],
+    )
+    response.headers["ETag"] = f'"{state.version}"'
+    return response
+
+
+@orders.get("/orders/<order_id>/events")
+def order_events(order_id: str) -> Response:
+    events = _service().order_events(order_id)
+    return jsonify(
+        order_id=order_id,
+        version=events[-1].version,
+        events=[event.to_dict() for event in events],
+    )
+
+
+@orders.get("/events")
+def log_page() -> Response:
+    after = _query_int("after", default=0, low=0)
+    limit = _query_int("limit", default=100, low=1, high=MAX_PAGE)
+    events = _service().log_after(after, limit)
+    next_after = events[-1].position if events else after
+    return jsonify(
+        events=[event.to_dict() for event in events],
+        next_after=next_after,
+        has_more=len(events) == limit,
+    )
+
+
+def _query_int(name: str, default: int, low: int, high: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        raise Problem(
+            400,
+            "invalid-query-parameter",
+            "Invalid query parameter",
+            f"Query parameter {name!r} must be an integer {bounds} (got {raw!r}).",
+            {"errors": {name: [f"Must be an integer {bounds}."]}},
+        )
+    return value
+
+
+def _expected_version(from_body: Any) -> int | None:
+    """The expected version from If-Match, ?expected_version= or the body; they must agree."""
+    candidates: dict[str, int] = {}
+    if_match = request.headers.get("If-Match")
+    if if_match is not None:
+        candidates["If-Match"] = _parse_version("If-Match", if_match.strip().removeprefix("W/"))
+    if "expected_version" in request.args:
+        candidates["expected_version (query)"] = _query_int("expected_version", 0, 1)
+    if from_body is not None:
+        candidates["expected_version"] = int(from_body)
+    if len(set(candidates.values())) > 1:
+        raise Problem(
+            400,
+            "ambiguous-expected-version",
+            "Conflicting expected versions",
+            f"The expected version is given more than once with different values: {candidates}.",
+        )
+    return next(iter(candidates.values()), None)
+
+
+def _parse_version(name: str, raw: str) -> int:
+    text = raw.strip('"')
+    if not text.isdigit() or int(text) < 1:
+        raise Problem(
+            400,
+            "invalid-header",
+            "Invalid header",
+            f'{name} must be the order version as a positive integer, e.g. "3" (got {raw!r}).',
+            {"errors": {name: ["Must be a positive integer version."]}},
+        )
+    return int(text)

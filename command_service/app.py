@@ -1,0 +1,49 @@
+"""Application factory of the command service."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify
+
+from command_service.api import orders
+from command_service.application import OrderService
+from command_service.event_store import EventStore, EventStoreUnavailable
+from command_service.problems import register_command_problems
+from shared.config import Settings
+from shared.correlation import install_correlation_ids
+from shared.db import create_database_engine
+from shared.errors import Problem, register_problem_handlers
+from shared.structured_logging import configure_logging
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app: settings from the environment unless given, schema ensured."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    engine = create_database_engine(settings.event_store_url, settings.sqlite_synchronous)
+    store = EventStore(engine)
+    store.create_schema()
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.command_max_body_bytes
+    app.config["SETTINGS"] = settings
+    app.extensions["order_service"] = OrderService(store, settings.command_retry_attempts)
+    app.extensions["event_store"] = store
+
+    install_correlation_ids(app)
+    register_problem_handlers(app)
+    register_command_problems(app)
+    app.register_blueprint(orders)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        try:
+            store.ping()
+        except EventStoreUnavailable as exc:
+            raise Problem(503, "not-ready", "Not ready", f"Event store unreachable: {exc}") from exc
+        return jsonify(status="ready", head_position=store.head_position())
+
+    return app

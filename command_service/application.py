@@ -1,0 +1,191 @@
+"""Command handlers: load the aggregate from its events, decide, append with the expected version.
+
+This layer knows the event store and the domain, and nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from command_service.domain import order as domain
+from command_service.domain.errors import OrderAlreadyExists, OrderNotFound
+from command_service.event_codec import decode, encode
+from command_service.event_store import ConcurrencyError, EventStore, NewEvent
+from shared.envelope import EventEnvelope
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who asked, for tracing: the correlation id spans a whole flow, command_id is this one."""
+
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    command_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a successful command reports back: the order's new version and log position."""
+
+    order_id: str
+    version: int
+    position: int
+    status: str
+    replayed: bool = False
+
+
+class VersionConflict(Exception):
+    """The order is not at the version the client expected (or changed under us repeatedly)."""
+
+    def __init__(
+        self, order_id: str, expected: int | None, current_version: int, current_status: str
+    ) -> None:
+        wanted = "" if expected is None else f", expected version {expected}"
+        super().__init__(
+            f"order {order_id!r} is at version {current_version} ({current_status}){wanted}"
+        )
+        self.order_id = order_id
+        self.expected = expected
+        self.current_version = current_version
+        self.current_status = current_status
+
+
+class OrderService:
+    """The order commands of the original design: add, update status, delete (cancel)."""
+
+    def __init__(self, store: EventStore, retry_attempts: int = 5) -> None:
+        self.store = store
+        self.retry_attempts = retry_attempts
+
+    def place_order(self, command: domain.PlaceOrder, ctx: CommandContext) -> CommandResult:
+        """Place an order; repeating the same order id with the same content is a safe retry."""
+        fingerprint = command_fingerprint(command)
+        for _ in range(self.retry_attempts):
+            stored = self.store.load_stream(command.order_id)
+            if stored:
+                return self._replayed_placement(command.order_id, stored, fingerprint)
+            events = domain.decide(None, command)
+            try:
+                appended = self.store.append(
+                    command.order_id, 0, self._new_events(events, ctx, fingerprint)
+                )
+            except ConcurrencyError:
+                continue  # someone placed this id meanwhile: compare with theirs on the next pass
+            return _result(command.order_id, appended, domain.OrderStatus.PLACED)
+        raise VersionConflict(
+            command.order_id, 0, self.store.stream_version(command.order_id), "UNKNOWN"
+        )
+
+    def change_status(
+        self, command: domain.ChangeOrderStatus, expected_version: int | None, ctx: CommandContext
+    ) -> CommandResult:
+        """Move an order to a new status."""
+        return self._execute(command, expected_version, ctx)
+
+    def cancel_order(
+        self, command: domain.CancelOrder, expected_version: int | None, ctx: CommandContext
+    ) -> CommandResult:
+        """Cancel an order; its events stay in the log."""
+        return self._execute(command, expected_version, ctx)
+
+    def order_state(self, order_id: str) -> domain.Order:
+        """The current state of an order, rebuilt from its events."""
+        state = self._load(order_id)
+        if state is None:
+            raise OrderNotFound(order_id)
+        return state
+
+    def order_events(self, order_id: str) -> list[EventEnvelope]:
+        """The stream of one order as stored."""
+        stored = self.store.load_stream(order_id)
+        if not stored:
+            raise OrderNotFound(order_id)
+        return stored
+
+    def log_after(self, position: int, limit: int) -> list[EventEnvelope]:
+        """A page of the whole log after a position."""
+        return self.store.read_all(position, limit)
+
+    def _execute(
+        self,
+        command: domain.ChangeOrderStatus | domain.CancelOrder,
+        expected_version: int | None,
+        ctx: CommandContext,
+    ) -> CommandResult:
+        # Without an expected version from the client, a clash with a concurrent writer is ours
+        # to resolve: reload and decide again. With one, the clash is the client's answer.
+        for _ in range(self.retry_attempts):
+            state = self._load(command.order_id)
+            if state is None:
+                raise OrderNotFound(command.order_id)
+            if expected_version is not None and expected_version != state.version:
+                raise VersionConflict(
+                    command.order_id, expected_version, state.version, state.status
+                )
+            events = domain.decide(state, command)
+            try:
+                appended = self.store.append(
+                    command.order_id, state.version, self._new_events(events, ctx)
+                )
+            except ConcurrencyError:
+                if expected_version is not None:
+                    latest = self._load(command.order_id)
+                    assert latest is not None  # a stream never shrinks
+                    raise VersionConflict(
+                        command.order_id, expected_version, latest.version, latest.status
+                    ) from None
+                continue
+            final = functools.reduce(domain.evolve, events, state)
+            return _result(command.order_id, appended, final.status)
+        latest = self._load(command.order_id)
+        assert latest is not None
+        raise VersionConflict(command.order_id, None, latest.version, latest.status)
+
+    def _load(self, order_id: str) -> domain.Order | None:
+        return domain.load(decode(e) for e in self.store.load_stream(order_id))
+
+    def _replayed_placement(
+        self, order_id: str, stored: list[EventEnvelope], fingerprint: str
+    ) -> CommandResult:
+        first = stored[0]
+        state = domain.load(decode(e) for e in stored)
+        assert state is not None
+        if first.metadata.get("command_fingerprint") != fingerprint:
+            raise OrderAlreadyExists(order_id, state.version, state.status)
+        # Same answer as the original 201: the placement's version and position.
+        return CommandResult(order_id, first.version, first.position, "PLACED", replayed=True)
+
+    @staticmethod
+    def _new_events(
+        events: list[domain.Event], ctx: CommandContext, fingerprint: str | None = None
+    ) -> list[NewEvent]:
+        metadata: dict[str, Any] = {
+            "correlation_id": ctx.correlation_id,
+            "causation_id": ctx.command_id,
+        }
+        if fingerprint is not None:
+            metadata["command_fingerprint"] = fingerprint
+        new_events = []
+        for event in events:
+            event_type, schema_version, data = encode(event)
+            new_events.append(NewEvent(event_type, data, dict(metadata), schema_version))
+        return new_events
+
+
+def command_fingerprint(command: domain.PlaceOrder) -> str:
+    """A stable hash of a placement's content, to tell a retry from a different order."""
+    content = {
+        "customer_id": command.customer_id,
+        "lines": [[ln.product_id, ln.quantity, ln.unit_price_cents] for ln in command.lines],
+    }
+    canonical = json.dumps(content, separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _result(order_id: str, appended: list[EventEnvelope], status: str) -> CommandResult:
+    last = appended[-1]
+    return CommandResult(order_id, last.version, last.position, str(status))

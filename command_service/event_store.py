@@ -1,0 +1,236 @@
+"""The append-only event log (SQLAlchemy Core): the source of truth of the command side.
+
+Positions are assigned inside the append transaction while it holds the write lock, so they
+are gapless and in commit order on every backend. The relay depends on that: it publishes
+"everything after the last published position" and must never skip an event that commits late.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from shared.db import UTCDateTime, write_transaction
+from shared.envelope import EventEnvelope
+
+metadata = MetaData()
+
+events_table = Table(
+    "events",
+    metadata,
+    Column(
+        "position",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("stream_id", String(64), nullable=False),
+    Column("stream_version", Integer, nullable=False),
+    Column("event_type", String(100), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("data", JSON().with_variant(JSONB, "postgresql"), nullable=False),
+    Column("metadata", JSON().with_variant(JSONB, "postgresql"), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    # Also the index that serves stream reads.
+    UniqueConstraint("stream_id", "stream_version", name="uq_events_stream_version"),
+)
+
+# Arbitrary constant naming the PostgreSQL advisory lock that serializes appends.
+_APPEND_LOCK_KEY = 7_311_001
+
+
+class ConcurrencyError(Exception):
+    """A stream's version is not the one the append expected: someone else wrote first."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream_id!r} is at version {actual}, expected {expected}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class EventStoreUnavailable(Exception):
+    """The database refused the operation (locked too long, read-only, disk full, down)."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event about to be appended: type, JSON data and metadata."""
+
+    event_type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = 1
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True)
+class StreamAppend:
+    """Events for one stream, to be written only if the stream is at `expected_version`."""
+
+    stream_id: str
+    expected_version: int
+    events: Sequence[NewEvent]
+
+
+class EventStore:
+    """Appends to and reads from the events table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        """Create the table if missing (idempotent, safe from several processes)."""
+        metadata.create_all(self.engine, checkfirst=True)
+
+    def append(
+        self, stream_id: str, expected_version: int, events: Sequence[NewEvent]
+    ) -> list[EventEnvelope]:
+        """Append events to one stream atomically if it is at `expected_version`."""
+        return self.append_streams([StreamAppend(stream_id, expected_version, events)])
+
+    def append_streams(self, appends: Sequence[StreamAppend]) -> list[EventEnvelope]:
+        """Append to several streams in one transaction: all events are written, or none."""
+        if not any(a.events for a in appends):
+            return []
+        recorded_at = datetime.now(UTC)
+        try:
+            with write_transaction(self.engine) as conn:
+                self._lock_for_append(conn)
+                rows = self._build_rows(conn, appends, recorded_at)
+                conn.execute(insert(events_table), rows)
+        except IntegrityError as exc:
+            # The version check above runs under the write lock, so this is a backstop for
+            # backends where another writer slipped in; report it as the conflict it is.
+            first = appends[0]
+            raise ConcurrencyError(
+                first.stream_id, first.expected_version, self.stream_version(first.stream_id)
+            ) from exc
+        except OperationalError as exc:
+            raise EventStoreUnavailable(str(exc.orig)) from exc
+        return [_row_to_envelope(row) for row in rows]
+
+    def load_stream(self, stream_id: str, after_version: int = 0) -> list[EventEnvelope]:
+        """The events of one stream in version order."""
+        query = (
+            select(events_table)
+            .where(events_table.c.stream_id == stream_id)
+            .where(events_table.c.stream_version > after_version)
+            .order_by(events_table.c.stream_version)
+        )
+        return self._read(query)
+
+    def read_all(self, after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
+        """Up to `limit` events of the whole log after a position, in log order."""
+        query = (
+            select(events_table)
+            .where(events_table.c.position > after_position)
+            .order_by(events_table.c.position)
+            .limit(limit)
+        )
+        return self._read(query)
+
+    def head_position(self) -> int:
+        """The position of the newest event (0 for an empty log)."""
+        with self.engine.connect() as conn:
+            return _scalar_int(conn.scalar(select(func.max(events_table.c.position))))
+
+    def stream_version(self, stream_id: str) -> int:
+        """The version of a stream (0 if it has no events)."""
+        with self.engine.connect() as conn:
+            return _stream_version(conn, stream_id)
+
+    def ping(self) -> None:
+        """Raise EventStoreUnavailable unless the database answers a query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(func.count()).select_from(events_table).limit(1))
+        except OperationalError as exc:
+            raise EventStoreUnavailable(str(exc.orig)) from exc
+
+    def _read(self, query: Any) -> list[EventEnvelope]:
+        try:
+            with self.engine.connect() as conn:
+                return [_row_to_envelope(row._mapping) for row in conn.execute(query)]
+        except OperationalError as exc:
+            raise EventStoreUnavailable(str(exc.orig)) from exc
+
+    def _lock_for_append(self, conn: Connection) -> None:
+        # SQLite already holds its single write lock (BEGIN IMMEDIATE). Elsewhere, serialize
+        # appends so positions are handed out in commit order without gaps.
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK_KEY})
+
+    def _build_rows(
+        self, conn: Connection, appends: Sequence[StreamAppend], recorded_at: datetime
+    ) -> list[dict[str, Any]]:
+        head = _scalar_int(conn.scalar(select(func.max(events_table.c.position))))
+        rows: list[dict[str, Any]] = []
+        for append in appends:
+            actual = _stream_version(conn, append.stream_id)
+            if actual != append.expected_version:
+                raise ConcurrencyError(append.stream_id, append.expected_version, actual)
+            for offset, new in enumerate(append.events, start=1):
+                head += 1
+                rows.append(
+                    {
+                        "position": head,
+                        "event_id": new.event_id,
+                        "stream_id": append.stream_id,
+                        "stream_version": actual + offset,
+                        "event_type": new.event_type,
+                        "schema_version": new.schema_version,
+                        "data": new.data,
+                        "metadata": new.metadata,
+                        "recorded_at": recorded_at,
+                    }
+                )
+        return rows
+
+
+def _stream_version(conn: Connection, stream_id: str) -> int:
+    query = select(func.coalesce(func.max(events_table.c.stream_version), 0)).where(
+        events_table.c.stream_id == stream_id
+    )
+    return _scalar_int(conn.scalar(query))
+
+
+def _row_to_envelope(row: Any) -> EventEnvelope:
+    return EventEnvelope(
+        event_id=row["event_id"],
+        type=row["event_type"],
+        stream_id=row["stream_id"],
+        version=row["stream_version"],
+        position=row["position"],
+        occurred_at=row["recorded_at"],
+        schema_version=row["schema_version"],
+        data=row["data"],
+        metadata=row["metadata"],
+    )
+
+
+def _scalar_int(value: Any) -> int:
+    return int(value or 0)

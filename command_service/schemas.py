@@ -1,0 +1,100 @@
+"""Marshmallow schemas for the command API: the shape of each request, checked field by field.
+
+They give a client every field error at once; the domain re-checks its own rules anyway.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from command_service.domain.order import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    MIN_LINES,
+    MIN_QUANTITY,
+    OrderStatus,
+)
+
+IDENTIFIER_RULE = validate.Regexp(
+    r"^[A-Za-z0-9._-]{1,64}\Z",
+    error="Must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'.",
+)
+TARGET_STATUSES = [s.value for s in OrderStatus if s is not OrderStatus.PLACED]
+
+
+class Money(fields.Field[Decimal]):
+    """A non-negative amount with at most two decimals, as a JSON number or a decimal string.
+
+    JSON numbers arrive as Decimal (the body is parsed with parse_float=Decimal), never float.
+    """
+
+    default_error_messages = {  # noqa: RUF012 - marshmallow's own convention
+        "invalid": 'Must be a decimal number or a decimal string, e.g. 12.50 or "12.50".',
+        "negative": "Must not be negative.",
+        "places": "Must have at most 2 decimal places.",
+        "too_large": "Must be less than 1000000000.",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
+            raise self.make_error("invalid")
+        try:
+            amount = Decimal(value.strip() if isinstance(value, str) else value)
+        except InvalidOperation:
+            raise self.make_error("invalid") from None
+        if not amount.is_finite():
+            raise self.make_error("invalid")
+        if amount < 0:
+            raise self.make_error("negative")
+        if amount >= 1_000_000_000:
+            raise self.make_error("too_large")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise self.make_error("places")
+        return amount
+
+
+class OrderLineSchema(Schema):
+    """One line of a PlaceOrder request."""
+
+    product_id = fields.String(required=True, validate=IDENTIFIER_RULE)
+    quantity = fields.Integer(
+        required=True, strict=True, validate=validate.Range(MIN_QUANTITY, MAX_QUANTITY)
+    )
+    unit_price = Money(required=True)
+
+
+class PlaceOrderSchema(Schema):
+    """POST /orders."""
+
+    order_id = fields.String(validate=IDENTIFIER_RULE)
+    customer_id = fields.String(required=True, validate=IDENTIFIER_RULE)
+    lines = fields.List(
+        fields.Nested(OrderLineSchema),
+        required=True,
+        validate=validate.Length(MIN_LINES, MAX_LINES),
+    )
+
+
+class ChangeStatusSchema(Schema):
+    """POST /orders/{id}/status."""
+
+    status = fields.String(required=True, validate=validate.OneOf(TARGET_STATUSES))
+    expected_version = fields.Integer(strict=True, validate=validate.Range(min=1))
+
+
+class CancelOrderSchema(Schema):
+    """Optional body of DELETE /orders/{id}."""
+
+    expected_version = fields.Integer(strict=True, validate=validate.Range(min=1))
+    reason = fields.String(validate=validate.Length(max=500))
+
+
+def load_or_raise(schema: Schema, payload: Any) -> dict[str, Any]:
+    """Validate a payload; ValidationError carries every field's messages."""
+    result = schema.load(payload)
+    if not isinstance(result, dict):
+        raise ValidationError({"_body": ["Must be a JSON object."]})
+    return result

@@ -1,0 +1,92 @@
+"""Every setting of both services, read from environment variables in this one place.
+
+Defaults work on a developer machine: SQLite files under ./data and a Kafka broker on
+127.0.0.1:9092 (the one `make run` starts).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the services cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration shared by the command service, the relay and the query side."""
+
+    data_dir: Path
+    event_store_url: str
+    sqlite_synchronous: str
+    command_api_host: str
+    command_api_port: int
+    command_api_workers: int
+    command_max_body_bytes: int
+    command_retry_attempts: int
+    kafka_bootstrap_servers: str
+    kafka_topic: str
+    kafka_topic_partitions: int
+    kafka_replication_factor: int
+    relay_poll_interval_ms: int
+    relay_batch_size: int
+    relay_lease_seconds: float
+    cloudevents_source: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment (os.environ by default)."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("DATA_DIR", "data"))
+        synchronous = env.get("EVENT_STORE_SQLITE_SYNCHRONOUS", "FULL").upper()
+        if synchronous not in SQLITE_SYNCHRONOUS_LEVELS:
+            raise ConfigError(
+                f"EVENT_STORE_SQLITE_SYNCHRONOUS must be one of {SQLITE_SYNCHRONOUS_LEVELS}"
+            )
+        return cls(
+            data_dir=data_dir,
+            event_store_url=env.get("EVENT_STORE_URL", f"sqlite:///{data_dir / 'events.db'}"),
+            sqlite_synchronous=synchronous,
+            command_api_host=env.get("COMMAND_API_HOST", "127.0.0.1"),
+            command_api_port=_int(env, "COMMAND_API_PORT", 8001, 1, 65535),
+            command_api_workers=_int(env, "COMMAND_API_WORKERS", 2, 1, 64),
+            command_max_body_bytes=_int(env, "COMMAND_MAX_BODY_BYTES", 64 * 1024, 1024, 2**24),
+            command_retry_attempts=_int(env, "COMMAND_RETRY_ATTEMPTS", 5, 1, 100),
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            kafka_topic=env.get("KAFKA_TOPIC", "orders.events"),
+            kafka_topic_partitions=_int(env, "KAFKA_TOPIC_PARTITIONS", 3, 1, 10_000),
+            kafka_replication_factor=_int(env, "KAFKA_REPLICATION_FACTOR", 1, 1, 100),
+            relay_poll_interval_ms=_int(env, "RELAY_POLL_INTERVAL_MS", 20, 1, 60_000),
+            relay_batch_size=_int(env, "RELAY_BATCH_SIZE", 500, 1, 100_000),
+            relay_lease_seconds=float(_int(env, "RELAY_LEASE_SECONDS", 10, 1, 3600)),
+            cloudevents_source=env.get(
+                "CLOUDEVENTS_SOURCE", "urn:event-sourced-orders:command-service"
+            ),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some settings changed (tests and benchmarks use this)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value

@@ -1,0 +1,37 @@
+"""Correlation ids: accepted from the caller or generated, returned on every response."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, Response, g, request
+
+CORRELATION_HEADER = "X-Correlation-ID"
+_FALLBACK_HEADER = "X-Request-ID"
+_ACCEPTABLE = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+def current_correlation_id() -> str:
+    """The id of the request being served."""
+    value: str = g.correlation_id
+    return value
+
+
+def install_correlation_ids(app: Flask) -> None:
+    """Take X-Correlation-ID (or X-Request-ID) if it is sane, else make one; echo it back."""
+
+    @app.before_request
+    def _take() -> None:
+        given = request.headers.get(CORRELATION_HEADER) or request.headers.get(_FALLBACK_HEADER)
+        # An id we cannot log or forward safely is replaced rather than rejected: tracing
+        # must never be the reason a command fails.
+        ok = given is not None and _ACCEPTABLE.fullmatch(given) is not None
+        g.correlation_id = given if ok else str(uuid.uuid4())
+
+    @app.after_request
+    def _echo(response: Response) -> Response:
+        correlation_id = g.get("correlation_id")
+        if correlation_id:
+            response.headers[CORRELATION_HEADER] = correlation_id
+        return response
