@@ -38,6 +38,13 @@ class Settings:
     relay_batch_size: int
     relay_lease_seconds: float
     cloudevents_source: str
+    read_model_url: str
+    query_api_host: str
+    query_api_port: int
+    query_api_workers: int
+    kafka_group_id: str
+    command_api_url: str
+    read_your_writes_max_wait_ms: int
     log_level: str
 
     @classmethod
@@ -69,6 +76,13 @@ class Settings:
             cloudevents_source=env.get(
                 "CLOUDEVENTS_SOURCE", "urn:event-sourced-orders:command-service"
             ),
+            read_model_url=env.get("READ_MODEL_URL", f"sqlite:///{data_dir / 'read_model.db'}"),
+            query_api_host=env.get("QUERY_API_HOST", "127.0.0.1"),
+            query_api_port=_int(env, "QUERY_API_PORT", 8002, 1, 65535),
+            query_api_workers=_int(env, "QUERY_API_WORKERS", 2, 1, 64),
+            kafka_group_id=env.get("KAFKA_GROUP_ID", "query-projector"),
+            command_api_url=env.get("COMMAND_API_URL", "http://127.0.0.1:8001").rstrip("/"),
+            read_your_writes_max_wait_ms=_int(env, "READ_YOUR_WRITES_MAX_WAIT_MS", 2000, 0, 30_000),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
         )
 
