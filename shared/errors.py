@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -99,9 +99,11 @@ def register_problem_handlers(app: Flask) -> None:
         slug = (exc.name or "error").lower().replace(" ", "-")
         headers = dict(exc.get_headers()) if status == 405 else {}
         allow = {"Allow": headers["Allow"]} if "Allow" in headers else None
-        return problem_response(
-            Problem(status, slug, exc.name or "Error", exc.description or "", headers=allow)
-        )
+        detail = exc.description or ""
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if status == 413 and limit:
+            detail = f"The request body is larger than the limit of {limit} bytes."
+        return problem_response(Problem(status, slug, exc.name or "Error", detail, headers=allow))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

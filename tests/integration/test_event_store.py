@@ -1,0 +1,182 @@
+"""One event-store suite, run against SQLite (always) and PostgreSQL (when its server is here)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from command_service.event_store import (
+    ConcurrencyError,
+    EventStore,
+    NewEvent,
+    StreamAppend,
+)
+from shared.db import create_database_engine
+from tests.support.postgres import find_pg_bin, throwaway_postgres
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    given = os.environ.get("EVENT_STORE_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    with throwaway_postgres(bin_dir) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'events.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    created = create_database_engine(url)
+    EventStore(created).create_schema()
+    yield created
+    if request.param == "postgresql":
+        with created.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS events"))
+    created.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> EventStore:
+    return EventStore(engine)
+
+
+def event(n: int, kind: str = "Happened") -> NewEvent:
+    return NewEvent(kind, {"n": n, "amount": "12.50"}, {"correlation_id": f"c-{n}"})
+
+
+def test_append_and_read_stream(store: EventStore) -> None:
+    appended = store.append("o-1", 0, [event(1), event(2)])
+    assert [(e.version, e.position) for e in appended] == [(1, 1), (2, 2)]
+    loaded = store.load_stream("o-1")
+    assert [e.data["n"] for e in loaded] == [1, 2]
+    assert loaded[0].metadata == {"correlation_id": "c-1"}
+    assert loaded[0].occurred_at.tzinfo is not None
+    assert loaded == appended
+    assert store.stream_version("o-1") == 2
+    assert store.stream_version("nope") == 0
+    assert store.load_stream("nope") == []
+
+
+def test_positions_are_global_gapless_and_in_order(store: EventStore) -> None:
+    store.append("a", 0, [event(1)])
+    store.append("b", 0, [event(2), event(3)])
+    store.append("a", 1, [event(4)])
+    log = store.read_all(0, 100)
+    assert [e.position for e in log] == [1, 2, 3, 4]
+    assert [(e.stream_id, e.version) for e in log] == [("a", 1), ("b", 1), ("b", 2), ("a", 2)]
+    assert [e.position for e in store.read_all(2, 1)] == [3]
+    assert store.head_position() == 4
+
+
+def test_expected_version_conflict_writes_nothing(store: EventStore) -> None:
+    store.append("o-1", 0, [event(1)])
+    with pytest.raises(ConcurrencyError) as err:
+        store.append("o-1", 0, [event(2), event(3)])
+    assert (err.value.expected, err.value.actual) == (0, 1)
+    assert store.head_position() == 1
+    with pytest.raises(ConcurrencyError):
+        store.append("o-1", 5, [event(2)])
+    assert [e.version for e in store.load_stream("o-1")] == [1]
+
+
+def test_multi_stream_append_is_all_or_nothing(store: EventStore) -> None:
+    store.append("acct", 0, [event(1)])
+    with pytest.raises(ConcurrencyError):
+        store.append_streams(
+            [StreamAppend("order", 0, [event(2)]), StreamAppend("acct", 0, [event(3)])]
+        )
+    assert store.load_stream("order") == []
+    assert store.head_position() == 1
+    written = store.append_streams(
+        [StreamAppend("order", 0, [event(2)]), StreamAppend("acct", 1, [event(3)])]
+    )
+    assert [(e.stream_id, e.version, e.position) for e in written] == [
+        ("order", 1, 2),
+        ("acct", 2, 3),
+    ]
+
+
+def test_duplicate_event_id_is_rejected(store: EventStore) -> None:
+    first = event(1)
+    store.append("a", 0, [first])
+    with pytest.raises(ConcurrencyError):
+        store.append("b", 0, [first])
+    assert store.head_position() == 1
+
+
+def test_concurrent_appends_at_same_version_exactly_one_wins(store: EventStore) -> None:
+    store.append("hot", 0, [event(0)])
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def contender(i: int) -> None:
+        barrier.wait()
+        try:
+            store.append("hot", 1, [event(100 + i), event(200 + i)])
+            result = "won"
+        except ConcurrencyError:
+            result = "lost"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=contender, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["lost"] * 7 + ["won"]
+    versions = [e.version for e in store.load_stream("hot")]
+    assert versions == [1, 2, 3]
+    assert [e.position for e in store.read_all(0, 100)] == [1, 2, 3]
+
+
+def _append_in_process(url: str, start: multiprocessing.synchronize.Event, i: int) -> str:
+    engine = create_database_engine(url)
+    start.wait()
+    try:
+        EventStore(engine).append("hot", 1, [event(i)])
+        return "won"
+    except ConcurrencyError:
+        return "lost"
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_processes_on_one_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    engine = create_database_engine(url)
+    store = EventStore(engine)
+    store.create_schema()
+    store.append("hot", 0, [event(0)])
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Manager().Event()
+    with ctx.Pool(6) as pool:
+        pending = [pool.apply_async(_append_in_process, (url, start, i)) for i in range(6)]
+        start.set()
+        outcomes = sorted(p.get(timeout=60) for p in pending)
+    assert outcomes == ["lost"] * 5 + ["won"]
+    assert [e.version for e in store.load_stream("hot")] == [1, 2]
+
+
+def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'e.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        # 2 = FULL: an acknowledged commit survives power loss, not just a process crash.
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
