@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -46,7 +47,7 @@ def history_to(status: OrderStatus) -> list[Event]:
     if status is S.CANCELLED:
         return [PLACED, OrderCancelled("o-1", "c-1", S.PLACED, LINES, 2599)]
     events: list[Event] = [PLACED]
-    for src, dst in zip(path, path[1 : path.index(status) + 1], strict=False):
+    for src, dst in itertools.pairwise(path[: path.index(status) + 1]):
         events.append(moved(src, dst))
     return events
 
