@@ -1,0 +1,19 @@
+# One image for the four processes; docker-compose.yml picks the console script per service.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY command_service ./command_service
+COPY query_service ./query_service
+COPY shared ./shared
+RUN pip install . && useradd --system --uid 10001 orders && mkdir -p /data \
+    && chown orders /data
+
+USER orders
+ENV DATA_DIR=/data
+EXPOSE 8001 8002
+CMD ["command-api"]

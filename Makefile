@@ -1,0 +1,48 @@
+# Everything a developer or CI needs, from a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install kafka-jars run test test-fast lint format typecheck check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Fetches the Apache Kafka broker jars with Maven once; later runs reuse the cache.
+kafka-jars: install
+	$(PY) scripts/kafka/local_kafka.py fetch
+
+# The whole system: a local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the command API,
+# the relay, the query API and the projector, with output prefixed per process.
+run: install kafka-jars
+	$(PY) scripts/run_system.py
+
+# The whole test suite against a real Kafka broker the suite starts itself.
+test: install kafka-jars
+	$(PY) -m pytest
+
+# Pure unit tests only: no broker, no files.
+test-fast: install
+	$(PY) -m pytest tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data .data
