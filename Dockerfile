@@ -10,8 +10,10 @@ COPY pyproject.toml README.md ./
 COPY command_service ./command_service
 COPY query_service ./query_service
 COPY shared ./shared
-RUN pip install . && useradd --system --uid 10001 orders && mkdir -p /data \
-    && chown orders /data
+# The volumes mount at /data/events and /data/read; creating them here gives them our owner.
+RUN pip install . && useradd --system --uid 10001 orders \
+    && mkdir -p /data/events /data/read \
+    && chown -R orders /data
 
 USER orders
 ENV DATA_DIR=/data

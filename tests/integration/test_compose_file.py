@@ -1,0 +1,73 @@
+"""docker-compose.yml is checked without a Docker engine: schema, commands and variables."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+REPO = Path(__file__).resolve().parents[2]
+APP_SERVICES = {"command-api", "command-relay", "query-api", "query-projector"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = YAML(typ="safe").load((REPO / "docker-compose.yml").read_text())
+    return loaded
+
+
+def variables_the_code_reads() -> set[str]:
+    names: set[str] = set()
+    for path in [*REPO.glob("shared/*.py"), *REPO.glob("*_service/*.py")]:
+        text = path.read_text()
+        names.update(re.findall(r"""env(?:iron)?\.get\(\s*["']([A-Z][A-Z0-9_]+)["']""", text))
+        names.update(re.findall(r"""_int\(\s*env,\s*["']([A-Z][A-Z0-9_]+)["']""", text))
+    return names
+
+
+def test_compose_file_matches_the_compose_spec_schema() -> None:
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(REPO / "docker-compose.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_app_service_runs_a_console_script_of_the_package(compose: dict[str, Any]) -> None:
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    services = compose["services"]
+    assert APP_SERVICES <= set(services)
+    for name in APP_SERVICES:
+        command = services[name]["command"]
+        assert command[0] in scripts, f"{name} runs {command[0]!r}, not a console script"
+        module, _, function = scripts[command[0]].partition(":")
+        assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_every_environment_variable_is_one_the_code_reads(compose: dict[str, Any]) -> None:
+    known = variables_the_code_reads()
+    assert {"EVENT_STORE_URL", "KAFKA_BOOTSTRAP_SERVERS", "READ_MODEL_URL"} <= known
+    for name in APP_SERVICES:
+        unknown = set(compose["services"][name]["environment"]) - known
+        assert not unknown, f"{name} sets variables no code reads: {sorted(unknown)}"
+
+
+def test_ports_and_health_conditions(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["command-api"]["ports"] == ["8001:8001"]
+    assert services["query-api"]["ports"] == ["8002:8002"]
+    assert services["kafka"]["ports"] == ["9092:9092"]
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert "healthcheck" in services["kafka"]
+    relay_deps = services["command-relay"]["depends_on"]
+    assert relay_deps["kafka"]["condition"] == "service_healthy"
+    assert set(compose["volumes"]) >= {"event-log", "read-model"}
