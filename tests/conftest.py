@@ -1,0 +1,110 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from scripts.kafka.local_kafka import LocalKafka
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------------------------------------
+# Kafka
+#
+# By default the suite starts its own single-node broker (scripts/kafka/local_kafka.py) on a free
+# port. Set KAFKA_BOOTSTRAP_SERVERS to run against an already running broker instead.
+
+KAFKA_BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+
+
+def _load_local_kafka() -> ModuleType:
+    """Import scripts/kafka/local_kafka.py (not a package) once, as module `local_kafka`."""
+    name = "local_kafka"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, REPO_ROOT / "scripts" / "kafka" / "local_kafka.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def _suite_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka | None]:
+    """The suite's own broker, or None when an external one is configured."""
+    if os.environ.get(KAFKA_BOOTSTRAP_ENV):
+        yield None
+        return
+    lk = _load_local_kafka()
+    broker: LocalKafka = lk.LocalKafka(
+        port=lk.free_port(), data_dir=tmp_path_factory.mktemp("kafka")
+    )
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(_suite_kafka: LocalKafka | None) -> str:
+    """Bootstrap servers of the broker the tests use (external or the suite's own)."""
+    if _suite_kafka is None:
+        return os.environ[KAFKA_BOOTSTRAP_ENV]
+    return _suite_kafka.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def local_kafka(_suite_kafka: LocalKafka | None) -> LocalKafka:
+    """The suite's own broker, for tests that stop, kill or restart it.
+
+    Such tests must leave it running (start it again in a finally block).
+    """
+    if _suite_kafka is None:
+        pytest.skip(
+            f"{KAFKA_BOOTSTRAP_ENV} points at an external broker; "
+            "broker stop/start tests need the suite's own broker"
+        )
+    return _suite_kafka
+
+
+@pytest.fixture
+def kafka_topic(kafka_bootstrap: str, _suite_kafka: LocalKafka | None) -> Iterator[str]:
+    """A fresh topic with 3 partitions, unique to the test, deleted afterwards."""
+    from kafka import KafkaAdminClient  # lazy: unit-only runs need not import kafka-python
+
+    if _suite_kafka is not None and not _suite_kafka.is_running:
+        # An earlier fault test left the broker down; don't let it fail every later test.
+        _suite_kafka.start()
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-admin")
+    try:
+        admin.create_topics(
+            {name: {"num_partitions": 3, "replication_factor": 1}}, wait_for_metadata=True
+        )
+    finally:
+        admin.close()
+    yield name
+    # Cleanup only: a broker that a test left down must not turn a pass into an error.
+    with contextlib.suppress(Exception):
+        admin = KafkaAdminClient(
+            bootstrap_servers=kafka_bootstrap, client_id="tests-admin", bootstrap_timeout_ms=5000
+        )
+        try:
+            admin.delete_topics([name], timeout_ms=5000)
+        finally:
+            admin.close()
