@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from shared.db import UTCDateTime, write_transaction
+from shared.db import UTCDateTime, create_tables, write_transaction
 from shared.envelope import EventEnvelope
 
 metadata = MetaData()
@@ -104,7 +104,7 @@ class EventStore:
 
     def create_schema(self) -> None:
         """Create the table if missing (idempotent, safe from several processes)."""
-        metadata.create_all(self.engine, checkfirst=True)
+        create_tables(self.engine, metadata)
 
     def append(
         self, stream_id: str, expected_version: int, events: Sequence[NewEvent]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.types import TypeDecorator
 
@@ -42,9 +42,11 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         # Take transaction control away from the sqlite3 module so we can say BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # The busy timeout first: switching to WAL needs a lock that a process starting at
+        # the same moment may hold, and without the timeout that would fail at once.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -63,6 +65,20 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             conn = conn.execution_options(**{_IMMEDIATE: True})
         with conn.begin():
             yield conn
+
+
+# Arbitrary constant naming the PostgreSQL advisory lock that serializes schema creation.
+_SCHEMA_LOCK_KEY = 7_311_002
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create missing tables; safe when several processes start against one database at once."""
+    with write_transaction(engine) as conn:
+        # The write lock (SQLite) or an advisory lock (PostgreSQL) turns "check, then create"
+        # into one step, so two processes starting together do not both try to create.
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        metadata.create_all(conn, checkfirst=True)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
