@@ -34,6 +34,7 @@ class Settings:
     kafka_topic: str
     kafka_topic_partitions: int
     kafka_replication_factor: int
+    kafka_delivery_timeout_ms: int
     relay_poll_interval_ms: int
     relay_batch_size: int
     relay_lease_seconds: float
@@ -70,6 +71,9 @@ class Settings:
             kafka_topic=env.get("KAFKA_TOPIC", "orders.events"),
             kafka_topic_partitions=_int(env, "KAFKA_TOPIC_PARTITIONS", 3, 1, 10_000),
             kafka_replication_factor=_int(env, "KAFKA_REPLICATION_FACTOR", 1, 1, 100),
+            kafka_delivery_timeout_ms=_int(
+                env, "KAFKA_DELIVERY_TIMEOUT_MS", 15_000, 1_000, 600_000
+            ),
             relay_poll_interval_ms=_int(env, "RELAY_POLL_INTERVAL_MS", 20, 1, 60_000),
             relay_batch_size=_int(env, "RELAY_BATCH_SIZE", 500, 1, 100_000),
             relay_lease_seconds=float(_int(env, "RELAY_LEASE_SECONDS", 10, 1, 3600)),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,20 +17,6 @@ from command_service.event_store import (
     StreamAppend,
 )
 from shared.db import create_database_engine
-from tests.support.postgres import find_pg_bin, throwaway_postgres
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    given = os.environ.get("EVENT_STORE_TEST_POSTGRES_URL")
-    if given:
-        yield given
-        return
-    bin_dir = find_pg_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
-    with throwaway_postgres(bin_dir) as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,0 +1,298 @@
+"""`command-relay`: publish the event log to Kafka in log order (the transactional outbox).
+
+Commands only write SQLite; this separate process reads the log after its last published
+position, sends each event keyed by order id, and stores the new position only once the
+broker acknowledged it. Delivery is at-least-once: after a crash or a failed batch the
+unacknowledged tail is sent again, so consumers deduplicate by event_id or stream version.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
+
+from kafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
+
+from command_service.event_store import EventStore, EventStoreUnavailable
+from command_service.relay_lease import LeaseHeartbeat, LeaseLost, RelayLease, new_owner_id
+from shared import kafka as kafka_clients
+from shared.config import Settings
+from shared.db import create_database_engine
+from shared.envelope import EventEnvelope
+from shared.structured_logging import configure_logging
+
+log = logging.getLogger(__name__)
+
+BACKOFF_INITIAL_SECONDS = 0.1
+BACKOFF_MAX_SECONDS = 5.0
+# Slack on top of the producer's own delivery timeout before we stop waiting for a future.
+ACK_WAIT_MARGIN_SECONDS = 5.0
+# Sleeps are sliced so a signal (which only sets a flag) is noticed quickly.
+_SLEEP_SLICE_SECONDS = 0.05
+
+ProducerFactory = Callable[[Settings], Any]
+
+
+class PublishFailed(Exception):
+    """The broker did not acknowledge every event of a batch."""
+
+
+class Backoff:
+    """Exponential backoff with jitter, capped, reset after a success."""
+
+    def __init__(self, initial: float = BACKOFF_INITIAL_SECONDS, cap: float = BACKOFF_MAX_SECONDS):
+        self.initial = initial
+        self.cap = cap
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; each call doubles it up to the cap."""
+        delay = min(self.cap, self.initial * 2.0**self.failures)
+        # Bounded so the float power cannot overflow after a very long outage.
+        self.failures = min(self.failures + 1, 32)
+        # Jitter keeps several relays from hammering a recovering broker in lockstep.
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def message_headers(envelope: EventEnvelope, source: str) -> list[tuple[str, bytes]]:
+    """CloudEvents binary-mode headers plus the command's correlation id, when it has one."""
+    headers = envelope.cloudevents_headers(source)
+    correlation_id = envelope.metadata.get("correlation_id")
+    if isinstance(correlation_id, str) and correlation_id:
+        headers.append(("correlation_id", correlation_id.encode()))
+    return headers
+
+
+def _default_producer(settings: Settings) -> Any:
+    producer = kafka_clients.create_producer(settings)
+    try:
+        admin = kafka_clients.create_admin(settings)
+        try:
+            kafka_clients.ensure_topic(
+                admin,
+                settings.kafka_topic,
+                settings.kafka_topic_partitions,
+                settings.kafka_replication_factor,
+            )
+        finally:
+            admin.close()
+        # Fetch the topic's metadata now rather than on the first event's send.
+        producer.partitions_for(settings.kafka_topic)
+    except BaseException:
+        producer.close(timeout=0)
+        raise
+    return producer
+
+
+class Relay:
+    """Waits for the lease, then publishes the log to Kafka while it holds it, until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: EventStore,
+        lease: RelayLease,
+        producer_factory: ProducerFactory = _default_producer,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.lease = lease
+        self.producer_factory = producer_factory
+        self.stopping = False
+        self._producer: Any = None
+        self._log = {"topic": settings.kafka_topic, "owner": lease.owner}
+
+    def stop(self) -> None:
+        """Ask the relay to finish its in-flight batch, release the lease and return from run()."""
+        self.stopping = True
+
+    def run(self) -> None:
+        """The relay's whole life: alternate between waiting for the lease and leading."""
+        heartbeat = LeaseHeartbeat(self.lease, self.settings.relay_lease_seconds / 3)
+        waiting_logged = False
+        while not self.stopping:
+            try:
+                acquired = self.lease.try_acquire()
+            except SQLAlchemyError:
+                log.exception("could not reach the lease table", extra=self._log)
+                acquired = False
+            if not acquired:
+                if not waiting_logged:
+                    log.info("waiting for the relay lease", extra=self._log)
+                    waiting_logged = True
+                self._sleep(min(1.0, self.settings.relay_lease_seconds / 4))
+                continue
+            waiting_logged = False
+            log.info("acquired the relay lease", extra=self._log)
+            heartbeat.start()
+            try:
+                self._lead(heartbeat)
+            finally:
+                heartbeat.stop()
+                self._close_producer(timeout=0 if heartbeat.lost.is_set() else 5)
+            if heartbeat.lost.is_set():
+                log.warning("lost the relay lease; waiting again", extra=self._log)
+        log.info("stop requested", extra=self._log)
+        self._release()
+
+    def _lead(self, heartbeat: LeaseHeartbeat) -> None:
+        """Publish batches while we hold the lease; back off on broker or database failures."""
+        backoff = Backoff()
+        position: int | None = None
+        while not self.stopping and not heartbeat.lost.is_set():
+            try:
+                if position is None:
+                    position = self.lease.published_position()
+                    log.info("publishing", extra={**self._log, "after_position": position})
+                if self._producer is None:
+                    self._producer = self.producer_factory(self.settings)
+                events = self.store.read_all(position, self.settings.relay_batch_size)
+                if not events:
+                    self._sleep(self.settings.relay_poll_interval_ms / 1000)
+                    continue
+                # No pause after a batch: under load the next events are already committed.
+                position = self._publish_and_checkpoint(events, position)
+                if backoff.failures:
+                    log.info("publishing again", extra={**self._log, "position": position})
+                    backoff.reset()
+            except LeaseLost:
+                heartbeat.lost.set()
+            except (KafkaError, PublishFailed, OSError) as exc:
+                self._close_producer(timeout=0)
+                position = None  # resume from the stored checkpoint: it may have moved
+                self._sleep_after_failure(backoff, "Kafka", exc)
+            except (EventStoreUnavailable, SQLAlchemyError) as exc:
+                self._sleep_after_failure(backoff, "event store", exc)
+
+    def _publish_and_checkpoint(self, events: Sequence[EventEnvelope], position: int) -> int:
+        """Publish a batch and store how far the broker acknowledged it; the new position."""
+        acked, failure = self._publish(events, position)
+        if acked > position:
+            self.lease.store_position(acked)
+            log.debug("published", extra={**self._log, "count": len(events), "position": acked})
+        if failure is not None:
+            first = next(e for e in events if e.position > acked)
+            raise PublishFailed(
+                f"event at position {first.position} (correlation_id "
+                f"{first.metadata.get('correlation_id')}) not acknowledged: {failure!r}"
+            ) from failure
+        return acked
+
+    def _publish(
+        self, events: Sequence[EventEnvelope], position: int
+    ) -> tuple[int, BaseException | None]:
+        """Send a batch; the last position of its acknowledged prefix, and the first error."""
+        producer = self._producer
+        topic = self.settings.kafka_topic
+        source = self.settings.cloudevents_source
+        futures: list[Any] = []
+        failure: BaseException | None = None
+        try:
+            for event in events:
+                futures.append(
+                    producer.send(
+                        topic,
+                        key=event.stream_id.encode(),
+                        value=event.to_json(),
+                        headers=message_headers(event, source),
+                    )
+                )
+        except KafkaError as exc:
+            failure = exc  # still wait for what was sent: its prefix can be checkpointed
+        delivery_timeout = self.settings.kafka_delivery_timeout_ms / 1000
+        deadline = time.monotonic() + delivery_timeout + ACK_WAIT_MARGIN_SECONDS
+        acked = position
+        for event, future in zip(events, futures, strict=False):
+            try:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except KafkaError as exc:
+                return acked, exc
+            acked = event.position
+        return acked, failure
+
+    def _sleep_after_failure(self, backoff: Backoff, what: str, exc: BaseException) -> None:
+        delay = backoff.next_delay()
+        log.warning(
+            f"{what} unavailable; retrying",
+            extra={**self._log, "error": repr(exc), "retry_in_s": round(delay, 3)},
+        )
+        self._sleep(delay)
+
+    def _close_producer(self, timeout: float) -> None:
+        # timeout=0 aborts queued records, so nothing from a failed batch is sent after the
+        # records we are about to send again; that keeps each key's first copies in order.
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=timeout)
+            except Exception:
+                log.exception("closing the producer failed", extra=self._log)
+            self._producer = None
+
+    def _release(self) -> None:
+        try:
+            self.lease.release()
+            log.info("released the relay lease", extra=self._log)
+        except SQLAlchemyError:
+            log.exception("could not release the lease; it will expire", extra=self._log)
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, _SLEEP_SLICE_SECONDS))
+
+
+def _create_schema(store: EventStore, lease: RelayLease) -> None:
+    # Processes starting together on a fresh SQLite file can see "database is locked" while
+    # another one switches it to WAL or creates the tables; that passes within moments.
+    backoff = Backoff()
+    for attempt in range(1, 11):
+        try:
+            store.create_schema()
+            lease.create_schema()
+            return
+        except SQLAlchemyError as exc:
+            if attempt == 10:
+                raise
+            log.warning("creating the schema failed; retrying", extra={"error": repr(exc)})
+            time.sleep(backoff.next_delay())
+
+
+def main() -> None:
+    """Console script entry point: run until SIGTERM or SIGINT, then exit 0."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    engine = create_database_engine(settings.event_store_url, settings.sqlite_synchronous)
+    store = EventStore(engine)
+    lease = RelayLease(engine, settings.kafka_topic, new_owner_id(), settings.relay_lease_seconds)
+    relay = Relay(settings, store, lease)
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        # Only a flag: a signal handler must not take locks the interrupted code may hold.
+        relay.stop()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    log.info("relay starting", extra={"topic": settings.kafka_topic, "owner": lease.owner})
+    try:
+        _create_schema(store, lease)
+        relay.run()
+    except Exception:
+        # A bug, not an outage (those are retried): exit non-zero so a supervisor restarts us;
+        # the lease is left to expire.
+        log.exception("relay crashed", extra={"topic": settings.kafka_topic})
+        raise SystemExit(1) from None
+    finally:
+        engine.dispose()
+    log.info("relay stopped", extra={"topic": settings.kafka_topic})

@@ -1,0 +1,58 @@
+"""Fixtures that run the services as subprocesses on a temp data dir (see tests/support)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from command_service.event_store import EventStore
+from shared.db import create_database_engine
+from tests.support.postgres import find_pg_bin, throwaway_postgres
+from tests.support.processes import HttpService, ServiceRunner
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[ServiceRunner]:
+    """Start services with it; all are stopped at teardown and their output tails printed."""
+    runner = ServiceRunner(tmp_path)
+    yield runner
+    runner.stop_all()
+    # Captured output is only shown for failing tests, which is when the tails matter.
+    runner.print_tails()
+
+
+@pytest.fixture
+def command_api(services: ServiceRunner) -> HttpService:
+    """The command API (gunicorn, real HTTP) on a free port, writing to the run's event store."""
+    return services.command_api()
+
+
+@pytest.fixture
+def event_log(services: ServiceRunner) -> Iterator[EventStore]:
+    """The run's event store, opened in-process on the same SQLite file the services use."""
+    engine = create_database_engine(services.event_store_url)
+    store = EventStore(engine)
+    store.create_schema()
+    yield store
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database for suites that also run on it; skips when no server is here.
+
+    One server for the session; each suite drops the tables it created.
+    """
+    pytest.importorskip("psycopg")
+    given = os.environ.get("EVENT_STORE_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    with throwaway_postgres(bin_dir) as url:
+        yield url

@@ -1,0 +1,509 @@
+"""The relay (event log -> Kafka) with real processes, a real SQLite file and a real broker."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
+from cloudevents.core.formats.json import JSONFormat
+from kafka import TopicPartition
+from sqlalchemy import Engine, text
+
+from command_service.event_store import EventStore, NewEvent, StreamAppend
+from command_service.relay_lease import LeaseHeartbeat, LeaseLost, RelayLease
+from shared.config import Settings
+from shared.db import create_database_engine
+from shared.envelope import EventEnvelope
+from shared.kafka import create_consumer, ensure_topic
+from tests.support.processes import HttpService, ServiceRunner, wait_until
+
+SOURCE = "urn:test:relay"
+LINES = [{"product_id": "p-1", "quantity": 2, "unit_price": "12.50"}]
+
+
+# --- reading the topic ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """One consumed message, decoded, with when this process saw it."""
+
+    key: str
+    value: bytes
+    envelope: EventEnvelope
+    headers: dict[str, bytes]
+    partition: int
+    offset: int
+    at: float
+
+
+class TopicReader:
+    """Reads a whole topic from the beginning in a background thread (no consumer group)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        settings = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": bootstrap})
+        self.consumer = create_consumer(settings, group_id=None, fetch_max_wait_ms=50)
+        partitions = wait_until(lambda: self.consumer.partitions_for_topic(topic), 30, topic)
+        self.consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        self.consumer.seek_to_beginning()
+        self._received: dict[tuple[int, int], Received] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="topic-reader", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batches = self.consumer.poll(timeout_ms=100)
+            except Exception:  # the broker is down on purpose in some tests
+                time.sleep(0.1)
+                continue
+            now = time.monotonic()
+            with self._lock:
+                for records in batches.values():
+                    for r in records:
+                        # Keyed by offset: a consumer re-fetch is not a relay duplicate.
+                        self._received.setdefault(
+                            (r.partition, r.offset),
+                            Received(
+                                r.key.decode(),
+                                r.value,
+                                EventEnvelope.from_json(r.value),
+                                dict(r.headers),
+                                r.partition,
+                                r.offset,
+                                now,
+                            ),
+                        )
+
+    def records(self) -> list[Received]:
+        """Everything consumed so far, in (partition, offset) order."""
+        with self._lock:
+            return [self._received[k] for k in sorted(self._received)]
+
+    def event_ids(self) -> set[str]:
+        return {r.envelope.event_id for r in self.records()}
+
+    def wait_for(self, events: Sequence[EventEnvelope], timeout: float = 60) -> list[Received]:
+        """Wait until every given event was consumed; all records consumed so far."""
+        wanted = {e.event_id for e in events}
+        wait_until(
+            lambda: wanted <= self.event_ids(),
+            timeout,
+            lambda: f"{len(wanted - self.event_ids())} of {len(wanted)} events never arrived",
+            interval=0.02,
+        )
+        return self.records()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.consumer.close()
+
+
+@pytest.fixture
+def topic_reader(kafka_bootstrap: str, kafka_topic: str) -> Iterator[TopicReader]:
+    ensure_topic(kafka_bootstrap, kafka_topic, 3, 1)
+    reader = TopicReader(kafka_bootstrap, kafka_topic)
+    yield reader
+    reader.close()
+
+
+def assert_streams_in_order(records: Sequence[Received], log: Sequence[EventEnvelope]) -> int:
+    """Every log event arrived, keyed by order id, each key's first copies in version order.
+
+    Returns how many duplicate copies (same event_id) were seen.
+    """
+    expected: dict[str, list[int]] = defaultdict(list)
+    for event in log:
+        expected[event.stream_id].append(event.version)
+    first_copies: dict[str, list[int]] = defaultdict(list)
+    partitions: dict[str, set[int]] = defaultdict(set)
+    seen: set[str] = set()
+    for record in records:
+        assert record.key == record.envelope.stream_id
+        partitions[record.key].add(record.partition)
+        if record.envelope.event_id not in seen:
+            seen.add(record.envelope.event_id)
+            first_copies[record.key].append(record.envelope.version)
+    assert seen == {e.event_id for e in log}
+    assert dict(first_copies) == dict(expected)
+    assert all(len(p) == 1 for p in partitions.values()), "a key was spread over partitions"
+    return len(records) - len(seen)
+
+
+# --- producing events ----------------------------------------------------------------------
+
+
+class Orders:
+    """A tiny command API client (one per thread: requests sessions are not thread-safe)."""
+
+    def __init__(self, api: HttpService) -> None:
+        self.base_url = api.base_url
+        self.session = requests.Session()
+
+    def place(self, order_id: str, correlation_id: str | None = None) -> dict[str, Any]:
+        headers = {"X-Correlation-ID": correlation_id} if correlation_id else {}
+        body = {"order_id": order_id, "customer_id": "c-1", "lines": LINES}
+        return self._call("post", "/orders", 201, json=body, headers=headers)
+
+    def change_status(self, order_id: str, status: str) -> dict[str, Any]:
+        body = {"status": status}
+        return self._call("post", f"/orders/{order_id}/status", 200, json=body)
+
+    def cancel(self, order_id: str) -> dict[str, Any]:
+        return self._call("delete", f"/orders/{order_id}", 200)
+
+    def _call(self, method: str, path: str, status: int, **kwargs: Any) -> dict[str, Any]:
+        response = self.session.request(method, self.base_url + path, timeout=30, **kwargs)
+        assert response.status_code == status, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+def run_lifecycles(
+    api: HttpService, orders_by_index: Sequence[tuple[int, str]]
+) -> dict[int, float]:
+    """Drive orders to DELIVERED (every third is cancelled); when each position was acked."""
+    orders = Orders(api)
+    acked_at: dict[int, float] = {}
+
+    def record(result: dict[str, Any]) -> None:
+        acked_at[result["position"]] = time.monotonic()
+
+    for n, order_id in orders_by_index:
+        record(orders.place(order_id))
+        if n % 3 == 2:
+            record(orders.cancel(order_id))
+            continue
+        for status in ("PAID", "SHIPPED", "DELIVERED"):
+            record(orders.change_status(order_id, status))
+    return acked_at
+
+
+def run_commands_in_threads(api: HttpService, orders: int, threads: int) -> dict[int, float]:
+    """Lifecycles of `orders` new orders, split over threads (each order stays in one thread)."""
+    prefix = uuid.uuid4().hex[:8]
+    order_ids = [(i, f"o-{prefix}-{i}") for i in range(orders)]
+    with ThreadPoolExecutor(threads) as pool:
+        parts = pool.map(lambda k: run_lifecycles(api, order_ids[k::threads]), range(threads))
+        acked_at: dict[int, float] = {}
+        for part in parts:
+            acked_at.update(part)
+    return acked_at
+
+
+def append_backlog(store: EventStore, streams: int, events_per_stream: int) -> None:
+    """Write events straight to the log (fast): `streams` orders with a few events each."""
+    prefix = uuid.uuid4().hex[:8]
+    for start in range(0, streams, 100):
+        appends = [
+            StreamAppend(
+                f"bk-{prefix}-{i}",
+                0,
+                [
+                    NewEvent("OrderPlaced" if v == 1 else "OrderNoted", {"n": v}, {"k": i})
+                    for v in range(1, events_per_stream + 1)
+                ],
+            )
+            for i in range(start, min(start + 100, streams))
+        ]
+        store.append_streams(appends)
+
+
+def whole_log(store: EventStore) -> list[EventEnvelope]:
+    return store.read_all(0, limit=1_000_000)
+
+
+def checkpoint(store: EventStore, topic: str) -> RelayLease:
+    """A view of a topic's relay_state row that never takes the lease itself."""
+    lease = RelayLease(store.engine, topic, owner="test-observer", ttl_seconds=1)
+    lease.create_schema()
+    return lease
+
+
+def holder_pid(view: RelayLease) -> int | None:
+    owner = view.holder().owner
+    return int(owner.split(":")[1]) if owner else None
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(120)
+def test_commands_reach_kafka_in_stream_order(
+    services: ServiceRunner,
+    command_api: HttpService,
+    event_log: EventStore,
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    topic_reader: TopicReader,
+) -> None:
+    relay = services.relay(kafka_bootstrap, kafka_topic)
+    relay.wait_for_output("acquired the relay lease")
+
+    acked_at = run_commands_in_threads(command_api, orders=30, threads=4)
+
+    log = whole_log(event_log)
+    assert len(log) == len(acked_at) == 100
+    records = topic_reader.wait_for(log)
+    assert assert_streams_in_order(records, log) == 0
+    by_id = {e.event_id: e for e in log}
+    assert all(r.value == by_id[r.envelope.event_id].to_json() for r in records)
+    latencies = sorted(
+        (r.at - acked_at[r.envelope.position]) * 1000
+        for r in records
+        if r.envelope.position in acked_at
+    )
+    print(
+        f"commit(201/200) -> consumed latency over {len(latencies)} commands: "
+        f"p50={statistics.median(latencies):.1f} ms, "
+        f"p90={latencies[int(len(latencies) * 0.9)]:.1f} ms, max={latencies[-1]:.1f} ms"
+    )
+
+    assert relay.stop() == 0
+    view = checkpoint(event_log, kafka_topic)
+    assert view.published_position() == log[-1].position
+    assert view.holder().owner is None, "a stopped relay must release its lease"
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(120)
+def test_messages_are_cloudevents_in_binary_mode(
+    services: ServiceRunner,
+    command_api: HttpService,
+    event_log: EventStore,
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    topic_reader: TopicReader,
+) -> None:
+    services.relay(kafka_bootstrap, kafka_topic, CLOUDEVENTS_SOURCE=SOURCE)
+    orders = Orders(command_api)
+    orders.place("ce-1", correlation_id="corr-ce-1")
+    orders.change_status("ce-1", "PAID")
+    orders.cancel("ce-1")
+
+    log = whole_log(event_log)
+    records = topic_reader.wait_for(log)
+    assert len(records) == 3
+    for record, stored in zip(records, log, strict=True):
+        message = KafkaMessage(headers=record.headers, key=record.key.encode(), value=record.value)
+        event = from_binary(message, JSONFormat())
+        assert event.get_specversion() == "1.0"
+        assert event.get_id() == stored.event_id
+        assert event.get_type() == f"orders.{stored.type}"
+        assert event.get_source() == SOURCE
+        assert event.get_subject() == "ce-1"
+        assert event.get_time() == stored.occurred_at
+        assert event.get_datacontenttype() == "application/json"
+        assert event.get_data() == stored.to_dict()
+        assert event.get_extension("partitionkey") == "ce-1"
+        assert record.headers["correlation_id"] == stored.metadata["correlation_id"].encode()
+    assert records[0].headers["correlation_id"] == b"corr-ce-1"
+    assert [r.envelope.type for r in records] == [
+        "OrderPlaced",
+        "OrderStatusChanged",
+        "OrderCancelled",
+    ]
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(120)
+def test_relay_killed_mid_stream_resumes_without_loss(
+    services: ServiceRunner,
+    event_log: EventStore,
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    topic_reader: TopicReader,
+) -> None:
+    append_backlog(event_log, streams=500, events_per_stream=4)
+    log = whole_log(event_log)
+    view = checkpoint(event_log, kafka_topic)
+    # Small batches: many checkpoints, so the kill lands between two of them.
+    env = {"RELAY_BATCH_SIZE": "10", "RELAY_LEASE_SECONDS": "2"}
+    relay = services.relay(kafka_bootstrap, kafka_topic, **env)
+
+    wait_until(lambda: view.published_position() >= 300, 60, relay.tail, interval=0.005)
+    relay.kill()
+    at_kill = view.published_position()
+    print(f"relay killed at published position {at_kill} of {len(log)}")
+    assert at_kill < log[-1].position, "the backlog was already published: not mid-stream"
+    assert holder_pid(view) == relay.pid, "a killed relay cannot have released its lease"
+
+    relay.start()
+    records = topic_reader.wait_for(log)
+    duplicates = assert_streams_in_order(records, log)
+    print(f"after restart: {len(records)} messages, {duplicates} duplicates")
+    wait_until(lambda: view.published_position() == log[-1].position, 30, relay.tail)
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(180)
+def test_commands_succeed_while_the_broker_is_down(
+    services: ServiceRunner,
+    command_api: HttpService,
+    event_log: EventStore,
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    local_kafka: Any,
+    topic_reader: TopicReader,
+) -> None:
+    relay = services.relay(kafka_bootstrap, kafka_topic, KAFKA_DELIVERY_TIMEOUT_MS="2000")
+    orders = Orders(command_api)
+    for i in range(5):
+        orders.place(f"before-{i}")
+    topic_reader.wait_for(whole_log(event_log))
+
+    local_kafka.stop()
+    try:
+        mark = relay.output_size()
+        for i in range(20):
+            orders.place(f"during-{i}")
+            orders.change_status(f"during-{i}", "PAID")
+        # The relay must have hit the outage (not just been idle through it) before it ends.
+        relay.wait_for_output("Kafka unavailable", timeout=60, after=mark)
+        assert relay.is_running
+    finally:
+        if not local_kafka.is_running:
+            local_kafka.start()
+
+    log = whole_log(event_log)
+    assert len(log) == 45
+    records = topic_reader.wait_for(log, timeout=90)
+    assert_streams_in_order(records, log)
+
+
+@pytest.mark.kafka
+@pytest.mark.timeout(120)
+def test_only_one_of_two_relays_publishes_and_the_other_takes_over(
+    services: ServiceRunner,
+    command_api: HttpService,
+    event_log: EventStore,
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    topic_reader: TopicReader,
+) -> None:
+    env = {"RELAY_LEASE_SECONDS": "2"}
+    first = services.relay(kafka_bootstrap, kafka_topic, name="relay-a", **env)
+    second = services.relay(kafka_bootstrap, kafka_topic, name="relay-b", **env)
+    view = checkpoint(event_log, kafka_topic)
+    relays = {r.pid: r for r in (first, second)}
+    holder_id = wait_until(lambda: holder_pid(view), 30, "nobody took the lease")
+    holder = relays[holder_id]
+    standby = second if holder is first else first
+    standby.wait_for_output("waiting for the relay lease")
+
+    run_commands_in_threads(command_api, orders=12, threads=3)
+    log = whole_log(event_log)
+    records = topic_reader.wait_for(log)
+    assert assert_streams_in_order(records, log) == 0
+    assert "acquired the relay lease" not in standby.output()
+    assert holder_pid(view) == holder.pid
+
+    holder.kill()
+    run_commands_in_threads(command_api, orders=6, threads=2)
+    standby.wait_for_output("acquired the relay lease", timeout=30)
+    assert holder_pid(view) == standby.pid
+    log = whole_log(event_log)
+    records = topic_reader.wait_for(log)
+    assert_streams_in_order(records, log)
+
+
+# --- the lease on its own (no Kafka) -------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def lease_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'events.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = create_database_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def topic() -> str:
+    # Unique, because the PostgreSQL database is shared by the whole session.
+    return f"orders.events.{uuid.uuid4().hex[:8]}"
+
+
+def test_lease_acquire_renew_expire_and_fencing(lease_engine: Engine, topic: str) -> None:
+    a = RelayLease(lease_engine, topic, "relay-a", ttl_seconds=1)
+    b = RelayLease(lease_engine, topic, "relay-b", ttl_seconds=1)
+    other_topic = RelayLease(lease_engine, f"{topic}.other", "relay-b", ttl_seconds=1)
+    a.create_schema()
+
+    assert a.try_acquire()
+    assert a.try_acquire(), "re-acquiring our own lease renews it"
+    assert not b.try_acquire()
+    assert other_topic.try_acquire(), "leases are per topic"
+    assert a.holder().owner == "relay-a"
+
+    a.store_position(5)
+    a.renew()
+    assert b.published_position() == 5
+    with pytest.raises(LeaseLost):
+        b.store_position(7)
+    with pytest.raises(LeaseLost):
+        b.renew()
+    assert a.published_position() == 5
+
+    # a stops renewing (as if it froze): b gets the lease once it expires, not before.
+    wait_until(b.try_acquire, timeout=10, message="b never got the expired lease")
+    assert a.holder().owner == "relay-b"
+    with pytest.raises(LeaseLost):
+        a.store_position(6)
+    with pytest.raises(LeaseLost):
+        a.renew()
+    assert not a.try_acquire()
+    assert b.published_position() == 5
+    b.store_position(9)
+
+    b.release()
+    assert a.holder().owner is None
+    assert a.try_acquire(), "a released lease is free at once"
+    assert a.published_position() == 9, "the position survives a change of holder"
+    b.release()  # not b's any more: a no-op
+    assert a.holder().owner == "relay-a"
+
+
+def test_heartbeat_keeps_the_lease_and_reports_losing_it(lease_engine: Engine, topic: str) -> None:
+    a = RelayLease(lease_engine, topic, "relay-a", ttl_seconds=1)
+    b = RelayLease(lease_engine, topic, "relay-b", ttl_seconds=1)
+    a.create_schema()
+    assert a.try_acquire()
+    heartbeat = LeaseHeartbeat(a, interval_seconds=0.2)
+    heartbeat.start()
+    try:
+        deadline = time.monotonic() + 3  # three TTLs
+        while time.monotonic() < deadline:
+            assert not b.try_acquire(), "a renewed lease must never be taken"
+            time.sleep(0.1)
+        assert not heartbeat.lost.is_set()
+
+        # Another relay takes the row over (as after a freeze): the heartbeat notices.
+        with lease_engine.begin() as conn:
+            conn.execute(
+                text("UPDATE relay_state SET lease_owner = 'relay-b' WHERE topic = :topic"),
+                {"topic": topic},
+            )
+        wait_until(heartbeat.lost.is_set, timeout=5, message="heartbeat never noticed")
+    finally:
+        heartbeat.stop()
+    with pytest.raises(LeaseLost):
+        a.store_position(1)
