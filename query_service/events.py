@@ -1,0 +1,212 @@
+"""The read side's reading of the event contract: envelopes -> typed, validated order events.
+
+The query service depends on the JSON contract (see command_service/event_codec.py), not on the
+command side's code, so the two can be deployed and versioned separately.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.envelope import EnvelopeError, EventEnvelope
+
+ORDER_STATUSES = ("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")
+CANCELLED = "CANCELLED"
+SUPPORTED_SCHEMAS = {"OrderPlaced": 1, "OrderStatusChanged": 1, "OrderCancelled": 1}
+MAX_ID_LENGTH = 64
+_IDENTIFIER = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class UnprojectableEvent(ValueError):
+    """An event the projection cannot apply: malformed, unknown, or inconsistent with the model."""
+
+
+@dataclass(frozen=True)
+class Line:
+    """One product of an order; money is integer cents."""
+
+    product_id: str
+    quantity: int
+    unit_price_cents: int
+
+    @property
+    def amount_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+@dataclass(frozen=True)
+class OrderEventBase:
+    """What every order event carries: identity, place in its stream and in the log."""
+
+    event_id: str
+    order_id: str
+    customer_id: str
+    version: int
+    position: int
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderPlaced(OrderEventBase):
+    """An order was accepted."""
+
+    lines: tuple[Line, ...]
+    total_cents: int
+
+
+@dataclass(frozen=True)
+class OrderStatusChanged(OrderEventBase):
+    """An order moved along its lifecycle (never to CANCELLED: that is OrderCancelled)."""
+
+    from_status: str
+    to_status: str
+    total_cents: int
+
+
+@dataclass(frozen=True)
+class OrderCancelled(OrderEventBase):
+    """An order was cancelled; it carries its lines so readers can reverse their effects."""
+
+    previous_status: str
+    lines: tuple[Line, ...]
+    total_cents: int
+    reason: str | None
+
+
+OrderEvent = OrderPlaced | OrderStatusChanged | OrderCancelled
+
+
+def is_identifier(value: str) -> bool:
+    """Whether a string can be an order, customer or product id (what parsing accepts)."""
+    return _IDENTIFIER.fullmatch(value) is not None
+
+
+def parse_message(value: bytes | None) -> OrderEvent:
+    """Kafka message value -> order event, or UnprojectableEvent."""
+    if value is None:
+        raise UnprojectableEvent("message has no value (tombstone)")
+    try:
+        envelope = EventEnvelope.from_json(value)
+    except EnvelopeError as exc:
+        raise UnprojectableEvent(str(exc)) from exc
+    return parse_event(envelope)
+
+
+def parse_raw(raw: Any) -> OrderEvent:
+    """The dict form served by the command API -> order event, or UnprojectableEvent."""
+    try:
+        envelope = EventEnvelope.from_dict(raw)
+    except EnvelopeError as exc:
+        raise UnprojectableEvent(str(exc)) from exc
+    return parse_event(envelope)
+
+
+def parse_event(envelope: EventEnvelope) -> OrderEvent:
+    """Validate an envelope's type, schema version and data, and type it."""
+    expected_schema = SUPPORTED_SCHEMAS.get(envelope.type)
+    if expected_schema is None or envelope.schema_version != expected_schema:
+        raise UnprojectableEvent(
+            f"unsupported event type {envelope.type} v{envelope.schema_version}"
+        )
+    try:
+        return _parse_checked(envelope)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnprojectableEvent(f"invalid {envelope.type} v{envelope.version}: {exc}") from exc
+
+
+def _parse_checked(envelope: EventEnvelope) -> OrderEvent:
+    data = envelope.data
+    order_id = _identifier(data, "order_id")
+    if order_id != envelope.stream_id:
+        raise ValueError(f"data.order_id {order_id!r} is not the stream id {envelope.stream_id!r}")
+    if envelope.version < 1:
+        raise ValueError("version must be >= 1")
+    base: dict[str, Any] = {
+        "event_id": _text(envelope.event_id, "event_id"),
+        "order_id": order_id,
+        "customer_id": _identifier(data, "customer_id"),
+        "version": envelope.version,
+        "position": envelope.position,
+        "occurred_at": envelope.occurred_at,
+    }
+    if (envelope.type == "OrderPlaced") != (envelope.version == 1):
+        raise ValueError("an order stream starts with OrderPlaced at version 1, and only there")
+    if envelope.type == "OrderPlaced":
+        lines = _lines(data)
+        total = _amount(data, "total_cents")
+        if total != sum(line.amount_cents for line in lines):
+            raise ValueError("total_cents is not the sum of the lines")
+        return OrderPlaced(**base, lines=lines, total_cents=total)
+    if envelope.type == "OrderStatusChanged":
+        to_status = _status(data, "to_status")
+        if to_status in ("PLACED", CANCELLED):
+            raise ValueError(f"a status change cannot move an order to {to_status}")
+        return OrderStatusChanged(
+            **base,
+            from_status=_status(data, "from_status"),
+            to_status=to_status,
+            total_cents=_amount(data, "total_cents"),
+        )
+    reason = data.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ValueError("reason must be a string or null")
+    return OrderCancelled(
+        **base,
+        previous_status=_status(data, "previous_status"),
+        lines=_lines(data),
+        total_cents=_amount(data, "total_cents"),
+        reason=reason,
+    )
+
+
+def _lines(data: dict[str, Any]) -> tuple[Line, ...]:
+    raw_lines = data["lines"]
+    if not isinstance(raw_lines, list) or not raw_lines:
+        raise ValueError("lines must be a non-empty list")
+    lines = []
+    for raw in raw_lines:
+        if not isinstance(raw, dict):
+            raise ValueError("each line must be an object")
+        product_id = _identifier(raw, "product_id")
+        line = Line(product_id, _count(raw, "quantity"), _amount(raw, "unit_price_cents"))
+        if "amount_cents" in raw and raw["amount_cents"] != line.amount_cents:
+            raise ValueError(f"line amount of {line.product_id} is not quantity x unit price")
+        lines.append(line)
+    return tuple(lines)
+
+
+def _identifier(raw: dict[str, Any], key: str) -> str:
+    value = raw[key]
+    if not isinstance(value, str) or not is_identifier(value):
+        raise ValueError(f"{key} must be 1 to {MAX_ID_LENGTH} characters of [A-Za-z0-9._:-]")
+    return value
+
+
+def _text(value: str, name: str) -> str:
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _status(raw: dict[str, Any], key: str) -> str:
+    value = raw[key]
+    if value not in ORDER_STATUSES:
+        raise ValueError(f"{key} must be one of {', '.join(ORDER_STATUSES)}")
+    return str(value)
+
+
+def _amount(raw: dict[str, Any], key: str) -> int:
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key} must be a non-negative integer (cents)")
+    return value
+
+
+def _count(raw: dict[str, Any], key: str) -> int:
+    value = _amount(raw, key)
+    if value < 1:
+        raise ValueError(f"{key} must be at least 1")
+    return value

@@ -1,0 +1,82 @@
+"""`query-projector`: run the projector (see projector.py) until SIGTERM or SIGINT.
+
+Settings come from the environment (shared/config.py): READ_MODEL_URL, KAFKA_BOOTSTRAP_SERVERS,
+KAFKA_TOPIC, KAFKA_GROUP_ID, COMMAND_API_URL (gap repair), LOG_LEVEL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+
+from query_service.applier import EventApplier
+from query_service.command_api import CommandApiClient
+from query_service.projector import Projector, ProjectorOptions
+from query_service.read_model import create_read_model_engine, create_read_model_schema
+from shared.config import Settings
+from shared.kafka import create_consumer, ensure_topic
+from shared.structured_logging import configure_logging
+
+
+def build_projector(
+    settings: Settings, engine: Engine, options: ProjectorOptions, **consumer_overrides: Any
+) -> Projector:
+    """A projector reading settings.kafka_topic in group settings.kafka_group_id."""
+
+    def open_consumer() -> Any:
+        ensure_topic(
+            settings.kafka_bootstrap_servers,
+            settings.kafka_topic,
+            settings.kafka_topic_partitions,
+            settings.kafka_replication_factor,
+        )
+        return create_consumer(
+            settings,
+            group_id=settings.kafka_group_id,
+            client_id="query-projector",
+            max_poll_records=options.max_batch,
+            allow_auto_create_topics=False,
+            **consumer_overrides,
+        )
+
+    applier = EventApplier(CommandApiClient(settings.command_api_url))
+    return Projector(engine, settings.kafka_topic, open_consumer, applier, options)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script entry point; SIGTERM or SIGINT stops it after the current batch."""
+    parser = argparse.ArgumentParser(prog="query-projector", description=__doc__)
+    parser.add_argument("--max-batch", type=int, default=ProjectorOptions.max_batch)
+    parser.add_argument(
+        "--session-timeout-ms",
+        type=int,
+        default=None,
+        help="Kafka group session timeout (how soon a crashed projector's partitions move)",
+    )
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    engine = create_read_model_engine(settings.read_model_url)
+    create_read_model_schema(engine)
+    overrides = {}
+    if args.session_timeout_ms is not None:
+        overrides["session_timeout_ms"] = args.session_timeout_ms
+        overrides["heartbeat_interval_ms"] = max(args.session_timeout_ms // 3, 100)
+    projector = build_projector(
+        settings, engine, ProjectorOptions(max_batch=args.max_batch), **overrides
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        projector.run(stop)
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

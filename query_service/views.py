@@ -1,0 +1,180 @@
+"""Read queries over the read model: each answers one question with one or two plain SELECTs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, RowMapping, and_, func, or_, select
+
+from query_service.pagination import Cursor
+from query_service.read_model import (
+    customer_summaries,
+    order_history,
+    order_lines,
+    orders,
+    parked_events,
+    product_sales,
+    projector_positions,
+)
+
+WAIT_FIRST_SLEEP_S = 0.01
+WAIT_MAX_SLEEP_S = 0.1
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """Filters of an order listing; created_after is inclusive, created_before exclusive."""
+
+    status: str | None = None
+    customer_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing, and the cursor of the next one (None on the last page)."""
+
+    rows: list[RowMapping]
+    next_cursor: Cursor | None
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    """An order row with its lines."""
+
+    order: RowMapping
+    lines: list[RowMapping]
+
+
+class ReadViews:
+    """The queries the HTTP API serves; each opens a short read-only connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def list_orders(self, filters: OrderFilter, after: Cursor | None, limit: int) -> Page:
+        """Orders newest first (ties broken by order id, descending), `limit` per page."""
+        query = select(orders).where(*_filter_conditions(filters))
+        if after is not None:
+            query = query.where(
+                or_(
+                    orders.c.created_at < after.created_at,
+                    and_(
+                        orders.c.created_at == after.created_at,
+                        orders.c.order_id < after.order_id,
+                    ),
+                )
+            )
+        query = query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc())
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query.limit(limit + 1)).mappings())
+        if len(rows) <= limit:
+            return Page(rows, None)
+        last = rows[limit - 1]
+        return Page(rows[:limit], Cursor(last["created_at"], last["order_id"]))
+
+    def order(self, order_id: str) -> OrderDetail | None:
+        """The order and its lines, read in one transaction (a consistent pair)."""
+        with self.engine.connect() as conn, conn.begin():
+            return _order_detail(conn, order_id)
+
+    def order_version(self, order_id: str) -> int | None:
+        """The last applied version of an order, or None if it is not projected yet."""
+        with self.engine.connect() as conn:
+            version = conn.scalar(select(orders.c.version).where(orders.c.order_id == order_id))
+        return None if version is None else int(version)
+
+    def wait_for_order(
+        self, order_id: str, min_version: int, max_wait_s: float
+    ) -> tuple[OrderDetail | None, bool]:
+        """Poll until the order reaches min_version or time runs out; (detail, reached?)."""
+        deadline = time.monotonic() + max_wait_s
+        sleep_s = WAIT_FIRST_SLEEP_S
+        while True:
+            version = self.order_version(order_id)
+            remaining = deadline - time.monotonic()
+            if (version is not None and version >= min_version) or remaining <= 0:
+                break
+            time.sleep(min(sleep_s, remaining))
+            sleep_s = min(sleep_s * 2, WAIT_MAX_SLEEP_S)
+        detail = self.order(order_id)
+        reached = detail is not None and int(detail.order["version"]) >= min_version
+        return detail, reached
+
+    def history(self, order_id: str) -> list[RowMapping]:
+        """One row per applied event of the order, oldest first ([] if unknown)."""
+        query = (
+            select(order_history)
+            .where(order_history.c.order_id == order_id)
+            .order_by(order_history.c.version)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).mappings())
+
+    def customer(self, customer_id: str) -> RowMapping | None:
+        """A customer's summary row, or None if they have no orders."""
+        query = select(customer_summaries).where(customer_summaries.c.customer_id == customer_id)
+        with self.engine.connect() as conn:
+            return conn.execute(query).mappings().first()
+
+    def product(self, product_id: str) -> RowMapping | None:
+        """A product's sales row, or None if it was never ordered."""
+        query = select(product_sales).where(product_sales.c.product_id == product_id)
+        with self.engine.connect() as conn:
+            return conn.execute(query).mappings().first()
+
+    def top_products(self, by: str, limit: int) -> list[RowMapping]:
+        """Best sellers by units or amount (cancelled orders excluded); ties by product id."""
+        column = product_sales.c.units_sold if by == "units" else product_sales.c.amount_cents
+        query = (
+            select(product_sales)
+            .where(column > 0)
+            .order_by(column.desc(), product_sales.c.product_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).mappings())
+
+    def positions(self, topic: str) -> list[RowMapping]:
+        """The projector's stored next offset per partition of the topic."""
+        query = (
+            select(projector_positions)
+            .where(projector_positions.c.topic == topic)
+            .order_by(projector_positions.c.kafka_partition)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).mappings())
+
+    def parked_count(self) -> int:
+        """How many parked events wait for an operator."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(parked_events)) or 0)
+
+
+def _order_detail(conn: Connection, order_id: str) -> OrderDetail | None:
+    order = conn.execute(select(orders).where(orders.c.order_id == order_id)).mappings().first()
+    if order is None:
+        return None
+    lines = conn.execute(
+        select(order_lines)
+        .where(order_lines.c.order_id == order_id)
+        .order_by(order_lines.c.line_no)
+    ).mappings()
+    return OrderDetail(order, list(lines))
+
+
+def _filter_conditions(filters: OrderFilter) -> list[Any]:
+    conditions: list[Any] = []
+    if filters.status is not None:
+        conditions.append(orders.c.status == filters.status)
+    if filters.customer_id is not None:
+        conditions.append(orders.c.customer_id == filters.customer_id)
+    if filters.created_after is not None:
+        conditions.append(orders.c.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        conditions.append(orders.c.created_at < filters.created_before)
+    return conditions
