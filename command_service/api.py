@@ -19,6 +19,7 @@ from command_service.schemas import (
 )
 from shared.correlation import current_correlation_id
 from shared.errors import Problem
+from shared.money import format_cents
 
 orders = Blueprint("orders", __name__)
 
@@ -30,17 +31,30 @@ def _service() -> OrderService:
     return service
 
 
-def _context() -> CommandContext:
+def command_context() -> CommandContext:
+    """The context of the command this request carries (its correlation id)."""
     return CommandContext(correlation_id=current_correlation_id())
 
 
 def _result_response(result: CommandResult, status: int) -> Response:
-    response = jsonify(
-        order_id=result.order_id,
-        version=result.version,
-        position=result.position,
-        status=result.status,
-    )
+    body: dict[str, Any] = {
+        "order_id": result.order_id,
+        "version": result.version,
+        "position": result.position,
+        "status": result.status,
+    }
+    if result.account is not None:
+        movement = result.account
+        body["account"] = {
+            "customer_id": movement.customer_id,
+            "version": movement.version,
+            "movement": movement.kind,
+            "amount_cents": movement.amount_cents,
+            "amount": format_cents(movement.amount_cents),
+            "balance_cents": movement.balance_cents,
+            "balance": format_cents(movement.balance_cents),
+        }
+    response = jsonify(body)
     response.status_code = status
     response.headers["ETag"] = f'"{result.version}"'
     if result.replayed:
@@ -63,7 +77,7 @@ def place_order() -> Response:
             for i, line in enumerate(payload["lines"])
         ),
     )
-    result = _service().place_order(command, _context())
+    result = _service().place_order(command, command_context())
     response = _result_response(result, 201)
     response.headers["Location"] = url_for("orders.get_order", order_id=result.order_id)
     return response
@@ -74,7 +88,7 @@ def change_status(order_id: str) -> Response:
     payload = load_or_raise(ChangeStatusSchema(), read_json_body())
     expected = _expected_version(payload.get("expected_version"))
     command = domain.ChangeOrderStatus(order_id, domain.OrderStatus(payload["status"]))
-    return _result_response(_service().change_status(command, expected, _context()), 200)
+    return _result_response(_service().change_status(command, expected, command_context()), 200)
 
 
 @orders.delete("/orders/<order_id>")
@@ -82,7 +96,7 @@ def cancel_order(order_id: str) -> Response:
     payload = load_or_raise(CancelOrderSchema(), read_json_body(required=False))
     expected = _expected_version(payload.get("expected_version"))
     command = domain.CancelOrder(order_id, payload.get("reason"))
-    return _result_response(_service().cancel_order(command, expected, _context()), 200)
+    return _result_response(_service().cancel_order(command, expected, command_context()), 200)
 
 
 @orders.get("/orders/<order_id>")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify
 
+from command_service.account_api import accounts
+from command_service.account_service import AccountService
 from command_service.api import orders
 from command_service.application import OrderService
 from command_service.event_store import EventStore, EventStoreUnavailable
@@ -27,12 +29,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.command_max_body_bytes
     app.config["SETTINGS"] = settings
     app.extensions["order_service"] = OrderService(store, settings.command_retry_attempts)
+    app.extensions["account_service"] = AccountService(store, settings.command_retry_attempts)
     app.extensions["event_store"] = store
 
     install_correlation_ids(app)
     register_problem_handlers(app)
     register_command_problems(app)
     app.register_blueprint(orders)
+    app.register_blueprint(accounts)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -9,13 +9,16 @@ import functools
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from command_service.domain import account as account_domain
 from command_service.domain import order as domain
+from command_service.domain import payments
 from command_service.domain.errors import OrderAlreadyExists, OrderNotFound
-from command_service.event_codec import decode, encode
-from command_service.event_store import ConcurrencyError, EventStore, NewEvent
+from command_service.event_codec import decode, decode_account, encode
+from command_service.event_store import ConcurrencyError, EventStore, NewEvent, StreamAppend
 from shared.envelope import EventEnvelope
 
 
@@ -28,6 +31,17 @@ class CommandContext:
 
 
 @dataclass(frozen=True)
+class AccountMovement:
+    """Money a command moved: the account's new version and balance."""
+
+    customer_id: str
+    version: int
+    balance_cents: int
+    amount_cents: int
+    kind: str  # "debit" or "credit"
+
+
+@dataclass(frozen=True)
 class CommandResult:
     """What a successful command reports back: the order's new version and log position."""
 
@@ -36,6 +50,7 @@ class CommandResult:
     position: int
     status: str
     replayed: bool = False
+    account: AccountMovement | None = None
 
 
 class VersionConflict(Exception):
@@ -63,6 +78,7 @@ class OrderService:
 
     def place_order(self, command: domain.PlaceOrder, ctx: CommandContext) -> CommandResult:
         """Place an order; repeating the same order id with the same content is a safe retry."""
+        domain.validate_identifier("order_id", command.order_id)
         fingerprint = command_fingerprint(command)
         for _ in range(self.retry_attempts):
             stored = self.store.load_stream(command.order_id)
@@ -101,7 +117,7 @@ class OrderService:
 
     def order_events(self, order_id: str) -> list[EventEnvelope]:
         """The stream of one order as stored."""
-        stored = self.store.load_stream(order_id)
+        stored = self.store.load_stream(order_id) if domain.is_identifier(order_id) else []
         if not stored:
             raise OrderNotFound(order_id)
         return stored
@@ -117,7 +133,8 @@ class OrderService:
         ctx: CommandContext,
     ) -> CommandResult:
         # Without an expected version from the client, a clash with a concurrent writer is ours
-        # to resolve: reload and decide again. With one, the clash is the client's answer.
+        # to resolve: reload and decide again (the account may have changed meanwhile too).
+        # With one, a clash on the order is the client's answer.
         for _ in range(self.retry_attempts):
             state = self._load(command.order_id)
             if state is None:
@@ -126,27 +143,46 @@ class OrderService:
                 raise VersionConflict(
                     command.order_id, expected_version, state.version, state.status
                 )
-            events = domain.decide(state, command)
-            try:
-                appended = self.store.append(
-                    command.order_id, state.version, self._new_events(events, ctx)
+            account = self._load_account(state.customer_id)
+            decision = payments.decide(state, account, command)
+            appends = [
+                StreamAppend(
+                    command.order_id, state.version, self._new_events(decision.order_events, ctx)
                 )
-            except ConcurrencyError:
-                if expected_version is not None:
+            ]
+            if decision.account_events:
+                assert account is not None  # payments.decide raised otherwise
+                appends.append(
+                    StreamAppend(
+                        account_domain.account_stream(state.customer_id),
+                        account.version,
+                        self._new_events(decision.account_events, ctx),
+                    )
+                )
+            try:
+                appended = self.store.append_streams(appends)
+            except ConcurrencyError as clash:
+                if expected_version is not None and clash.stream_id == command.order_id:
                     latest = self._load(command.order_id)
                     assert latest is not None  # a stream never shrinks
                     raise VersionConflict(
                         command.order_id, expected_version, latest.version, latest.status
                     ) from None
                 continue
-            final = functools.reduce(domain.evolve, events, state)
-            return _result(command.order_id, appended, final.status)
+            final = functools.reduce(domain.evolve, decision.order_events, state)
+            return _result(command.order_id, appended, final.status, _movement(decision, appended))
         latest = self._load(command.order_id)
         assert latest is not None
         raise VersionConflict(command.order_id, None, latest.version, latest.status)
 
     def _load(self, order_id: str) -> domain.Order | None:
+        if not domain.is_identifier(order_id):
+            return None  # e.g. an account's stream id: never an order
         return domain.load(decode(e) for e in self.store.load_stream(order_id))
+
+    def _load_account(self, customer_id: str) -> account_domain.Account | None:
+        stream = self.store.load_stream(account_domain.account_stream(customer_id))
+        return account_domain.load(decode_account(e) for e in stream)
 
     def _replayed_placement(
         self, order_id: str, stored: list[EventEnvelope], fingerprint: str
@@ -161,19 +197,30 @@ class OrderService:
 
     @staticmethod
     def _new_events(
-        events: list[domain.Event], ctx: CommandContext, fingerprint: str | None = None
+        events: Sequence[domain.Event | account_domain.AccountEvent],
+        ctx: CommandContext,
+        fingerprint: str | None = None,
     ) -> list[NewEvent]:
-        metadata: dict[str, Any] = {
-            "correlation_id": ctx.correlation_id,
-            "causation_id": ctx.command_id,
-        }
-        if fingerprint is not None:
-            metadata["command_fingerprint"] = fingerprint
-        new_events = []
-        for event in events:
-            event_type, schema_version, data = encode(event)
-            new_events.append(NewEvent(event_type, data, dict(metadata), schema_version))
-        return new_events
+        return new_events(events, ctx, fingerprint)
+
+
+def new_events(
+    events: Sequence[domain.Event | account_domain.AccountEvent],
+    ctx: CommandContext,
+    fingerprint: str | None = None,
+) -> list[NewEvent]:
+    """Domain events -> events to append, with the command's correlation and causation ids."""
+    metadata: dict[str, Any] = {
+        "correlation_id": ctx.correlation_id,
+        "causation_id": ctx.command_id,
+    }
+    if fingerprint is not None:
+        metadata["command_fingerprint"] = fingerprint
+    result = []
+    for event in events:
+        event_type, schema_version, data = encode(event)
+        result.append(NewEvent(event_type, data, dict(metadata), schema_version))
+    return result
 
 
 def command_fingerprint(command: domain.PlaceOrder) -> str:
@@ -186,6 +233,26 @@ def command_fingerprint(command: domain.PlaceOrder) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _result(order_id: str, appended: list[EventEnvelope], status: str) -> CommandResult:
-    last = appended[-1]
-    return CommandResult(order_id, last.version, last.position, str(status))
+def _result(
+    order_id: str,
+    appended: list[EventEnvelope],
+    status: str,
+    account: AccountMovement | None = None,
+) -> CommandResult:
+    # The order's version, but the position of the command's last event in the log (a debit
+    # or refund is appended after the order's event).
+    version = max(e.version for e in appended if e.stream_id == order_id)
+    position = max(e.position for e in appended)
+    return CommandResult(order_id, version, position, str(status), account=account)
+
+
+def _movement(decision: payments.Decision, appended: list[EventEnvelope]) -> AccountMovement | None:
+    for event in decision.account_events:
+        if isinstance(event, account_domain.AccountDebited | account_domain.AccountCredited):
+            stream = account_domain.account_stream(event.customer_id)
+            version = max(e.version for e in appended if e.stream_id == stream)
+            kind = "debit" if isinstance(event, account_domain.AccountDebited) else "credit"
+            return AccountMovement(
+                event.customer_id, version, event.balance_cents, event.amount_cents, kind
+            )
+    return None

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from command_service.domain.account import (
+    AccountCredited,
+    AccountDebited,
+    AccountEvent,
+    AccountOpened,
+    FundsDeposited,
+)
 from command_service.domain.order import (
     Event,
     OrderCancelled,
@@ -22,6 +29,10 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "OrderPlaced": 1,
     "OrderStatusChanged": 1,
     "OrderCancelled": 1,
+    "AccountOpened": 1,
+    "FundsDeposited": 1,
+    "AccountDebited": 1,
+    "AccountCredited": 1,
 }
 
 
@@ -29,10 +40,12 @@ class UnknownEventType(ValueError):
     """A stored event whose type or schema version this code cannot read."""
 
 
-def encode(event: Event) -> tuple[str, int, dict[str, Any]]:
+def encode(event: Event | AccountEvent) -> tuple[str, int, dict[str, Any]]:
     """Domain event -> (event type, schema version, JSON-ready data)."""
-    if isinstance(event, OrderPlaced):
-        data: dict[str, Any] = {
+    if isinstance(event, AccountOpened | FundsDeposited | AccountDebited | AccountCredited):
+        data: dict[str, Any] = _account_data(event)
+    elif isinstance(event, OrderPlaced):
+        data = {
             "order_id": event.order_id,
             "customer_id": event.customer_id,
             "lines": [_line(line) for line in event.lines],
@@ -60,10 +73,8 @@ def encode(event: Event) -> tuple[str, int, dict[str, Any]]:
 
 
 def decode(envelope: EventEnvelope) -> Event:
-    """Stored event -> domain event."""
-    expected_version = SCHEMA_VERSIONS.get(envelope.type)
-    if expected_version is None or envelope.schema_version != expected_version:
-        raise UnknownEventType(f"{envelope.type} v{envelope.schema_version}")
+    """Stored order event -> domain event."""
+    _check_schema(envelope)
     data = envelope.data
     if envelope.type == "OrderPlaced":
         return OrderPlaced(
@@ -80,14 +91,16 @@ def decode(envelope: EventEnvelope) -> Event:
             to_status=OrderStatus(data["to_status"]),
             total_cents=data["total_cents"],
         )
-    return OrderCancelled(
-        order_id=data["order_id"],
-        customer_id=data["customer_id"],
-        previous_status=OrderStatus(data["previous_status"]),
-        lines=tuple(_parse_line(line) for line in data["lines"]),
-        total_cents=data["total_cents"],
-        reason=data.get("reason"),
-    )
+    if envelope.type == "OrderCancelled":
+        return OrderCancelled(
+            order_id=data["order_id"],
+            customer_id=data["customer_id"],
+            previous_status=OrderStatus(data["previous_status"]),
+            lines=tuple(_parse_line(line) for line in data["lines"]),
+            total_cents=data["total_cents"],
+            reason=data.get("reason"),
+        )
+    raise UnknownEventType(f"{envelope.type} is not an order event")
 
 
 def _line(line: OrderLine) -> dict[str, Any]:
@@ -101,3 +114,48 @@ def _line(line: OrderLine) -> dict[str, Any]:
 
 def _parse_line(raw: dict[str, Any]) -> OrderLine:
     return OrderLine(raw["product_id"], raw["quantity"], raw["unit_price_cents"])
+
+
+def decode_account(envelope: EventEnvelope) -> AccountEvent:
+    """Stored account event -> domain event."""
+    _check_schema(envelope)
+    data = envelope.data
+    if envelope.type == "AccountOpened":
+        return AccountOpened(data["customer_id"])
+    if envelope.type == "FundsDeposited":
+        return FundsDeposited(
+            data["customer_id"], data["amount_cents"], data["balance_cents"], data["deposit_id"]
+        )
+    if envelope.type == "AccountDebited":
+        return AccountDebited(
+            data["customer_id"], data["order_id"], data["amount_cents"], data["balance_cents"]
+        )
+    if envelope.type == "AccountCredited":
+        return AccountCredited(
+            data["customer_id"], data["order_id"], data["amount_cents"], data["balance_cents"]
+        )
+    raise UnknownEventType(f"{envelope.type} is not an account event")
+
+
+def _check_schema(envelope: EventEnvelope) -> None:
+    expected_version = SCHEMA_VERSIONS.get(envelope.type)
+    if expected_version is None or envelope.schema_version != expected_version:
+        raise UnknownEventType(f"{envelope.type} v{envelope.schema_version}")
+
+
+def _account_data(event: AccountEvent) -> dict[str, Any]:
+    if isinstance(event, AccountOpened):
+        return {"customer_id": event.customer_id}
+    if isinstance(event, FundsDeposited):
+        return {
+            "customer_id": event.customer_id,
+            "amount_cents": event.amount_cents,
+            "balance_cents": event.balance_cents,
+            "deposit_id": event.deposit_id,
+        }
+    return {
+        "customer_id": event.customer_id,
+        "order_id": event.order_id,
+        "amount_cents": event.amount_cents,
+        "balance_cents": event.balance_cents,
+    }

@@ -8,8 +8,9 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from command_service.domain.account import MAX_DEPOSIT_CENTS
 from command_service.domain.order import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -90,6 +91,49 @@ class CancelOrderSchema(Schema):
 
     expected_version = fields.Integer(strict=True, validate=validate.Range(min=1))
     reason = fields.String(validate=validate.Length(max=500))
+
+
+class _AmountSchema(Schema):
+    """An amount given once: as a decimal (`<name>`) or as integer cents (`<name>_cents`)."""
+
+    amount_field = "amount"
+
+    @validates_schema
+    def _one_amount(self, data: dict[str, Any], **kwargs: Any) -> None:
+        name = self.amount_field
+        if name in data and f"{name}_cents" in data:
+            raise ValidationError(f"Give {name} or {name}_cents, not both.", name)
+
+    @post_load
+    def _to_cents(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        name = self.amount_field
+        if name in data:
+            data[f"{name}_cents"] = int(data.pop(name) * 100)
+        return data
+
+
+class OpenAccountSchema(_AmountSchema):
+    """POST /accounts."""
+
+    amount_field = "initial_deposit"
+    customer_id = fields.String(required=True, validate=IDENTIFIER_RULE)
+    initial_deposit = Money()
+    initial_deposit_cents = fields.Integer(
+        strict=True, validate=validate.Range(0, MAX_DEPOSIT_CENTS)
+    )
+
+
+class DepositSchema(_AmountSchema):
+    """POST /accounts/{id}/deposits."""
+
+    amount = Money()
+    amount_cents = fields.Integer(strict=True, validate=validate.Range(1, MAX_DEPOSIT_CENTS))
+    deposit_id = fields.String(validate=IDENTIFIER_RULE)
+
+    @validates_schema
+    def _amount_required(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "amount" not in data and "amount_cents" not in data:
+            raise ValidationError('Give amount (e.g. "25.00") or amount_cents.', "amount")
 
 
 def load_or_raise(schema: Schema, payload: Any) -> dict[str, Any]:

@@ -45,3 +45,55 @@ class InvalidTransition(DomainError):
         self.current = current
         self.target = target
         self.version = version
+
+
+class AccountNotFound(DomainError):
+    """A command needs a customer's account and there is none."""
+
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(f"customer {customer_id!r} has no account")
+        self.customer_id = customer_id
+
+
+class AccountAlreadyExists(DomainError):
+    """OpenAccount for a customer whose account is already open."""
+
+    def __init__(self, customer_id: str, version: int, balance_cents: int) -> None:
+        super().__init__(f"customer {customer_id!r} already has an account (version {version})")
+        self.customer_id = customer_id
+        self.version = version
+        self.balance_cents = balance_cents
+
+
+class InsufficientFunds(DomainError):
+    """A debit larger than the balance: balances never go below zero."""
+
+    def __init__(
+        self, customer_id: str, order_id: str, balance_cents: int, amount_cents: int
+    ) -> None:
+        super().__init__(
+            f"account of {customer_id!r} holds {balance_cents} cents; "
+            f"order {order_id!r} needs {amount_cents}"
+        )
+        self.customer_id = customer_id
+        self.order_id = order_id
+        self.balance_cents = balance_cents
+        self.amount_cents = amount_cents
+
+
+class PaymentRuleViolated(DomainError):
+    """A money movement the account's history forbids (a second debit or refund of an order)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class PaymentNeedsAccount(DomainError):
+    """Paying an order debits the customer's account, and the customer has none."""
+
+    def __init__(self, customer_id: str, order_id: str) -> None:
+        super().__init__(f"customer {customer_id!r} has no account to pay order {order_id!r}")
+        self.customer_id = customer_id
+        self.order_id = order_id

@@ -181,9 +181,14 @@ def decide(state: Order | None, command: Command) -> list[Event]:
     return _cancel(state, command.reason)
 
 
+def is_identifier(value: str) -> bool:
+    """Whether a string is a valid order, customer or product id."""
+    return isinstance(value, str) and IDENTIFIER.fullmatch(value) is not None
+
+
 def validate_identifier(field: str, value: str) -> None:
     """Identifiers are 1..64 characters of [A-Za-z0-9._-]."""
-    if not isinstance(value, str) or IDENTIFIER.fullmatch(value) is None:
+    if not is_identifier(value):
         raise InvalidCommand(field, "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'")
 
 

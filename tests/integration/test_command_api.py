@@ -52,6 +52,12 @@ def place(client: FlaskClient, order_id: str = "o-1") -> None:
     assert client.post("/orders", json=order_body(order_id)).status_code == 201
 
 
+def fund(client: FlaskClient, customer_id: str = "c-1", amount: str = "1000.00") -> None:
+    """Open the customer's account with a deposit, so its orders can be paid."""
+    body = {"customer_id": customer_id, "initial_deposit": amount}
+    assert client.post("/accounts", json=body).status_code == 201
+
+
 def assert_problem(response: Any, status: int, *fields: str) -> dict[str, Any]:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == PROBLEM
@@ -186,14 +192,33 @@ def test_body_over_the_limit_is_413(client: FlaskClient, store: EventStore) -> N
 
 
 def test_status_changes_through_the_lifecycle(client: FlaskClient) -> None:
-    place(client)
-    for version, status in enumerate(["PAID", "SHIPPED", "DELIVERED"], start=2):
+    place(client)  # position 1
+    fund(client)  # AccountOpened 2, FundsDeposited 3
+    paid = client.post("/orders/o-1/status", json={"status": "PAID"})
+    assert paid.status_code == 200
+    # OrderStatusChanged at 4 and AccountDebited at 5, one append: the position is the last.
+    assert paid.get_json() == {
+        "order_id": "o-1",
+        "version": 2,
+        "position": 5,
+        "status": "PAID",
+        "account": {
+            "customer_id": "c-1",
+            "version": 3,
+            "movement": "debit",
+            "amount_cents": 2599,
+            "amount": "25.99",
+            "balance_cents": 100000 - 2599,
+            "balance": "974.01",
+        },
+    }
+    for version, status in enumerate(["SHIPPED", "DELIVERED"], start=3):
         response = client.post("/orders/o-1/status", json={"status": status})
         assert response.status_code == 200
         assert response.get_json() == {
             "order_id": "o-1",
             "version": version,
-            "position": version,
+            "position": version + 3,
             "status": status,
         }
 
@@ -214,6 +239,7 @@ def test_expected_version_mismatch_is_409(client: FlaskClient, store: EventStore
     body = assert_problem(response, 409)
     assert (body["current_version"], body["expected_version"]) == (1, 2)
     assert store.head_position() == 1
+    fund(client)
     ok = client.post("/orders/o-1/status", json={"status": "PAID", "expected_version": 1})
     assert ok.status_code == 200
 
@@ -293,7 +319,8 @@ def test_delete_with_bad_or_conflicting_expected_version_is_400(
 
 def test_order_events_stream(client: FlaskClient) -> None:
     place(client)
-    client.post("/orders/o-1/status", json={"status": "PAID"})
+    fund(client)
+    assert client.post("/orders/o-1/status", json={"status": "PAID"}).status_code == 200
     body = client.get("/orders/o-1/events").get_json()
     assert body["version"] == 2
     assert [e["type"] for e in body["events"]] == ["OrderPlaced", "OrderStatusChanged"]

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from command_service.account_service import AccountService
 from command_service.application import CommandContext, OrderService, VersionConflict
+from command_service.domain.account import OpenAccount
 from command_service.domain.errors import InvalidTransition
 from command_service.domain.order import (
     ChangeOrderStatus,
@@ -23,6 +25,8 @@ from shared.db import create_database_engine
 def service(tmp_path: Path) -> OrderService:
     store = EventStore(create_database_engine(f"sqlite:///{tmp_path / 'events.db'}"))
     store.create_schema()
+    # c-1 can pay for every order these tests place.
+    AccountService(store).open_account(OpenAccount("c-1", 1_000_000), CommandContext())
     return OrderService(store, retry_attempts=20)
 
 
@@ -83,5 +87,5 @@ def test_concurrent_identical_placements_are_one_order(service: OrderService) ->
         results.append((result.version, result.position))
 
     assert run_concurrently(8, place) == ["ok"] * 8
-    assert set(results) == {(1, 1)}
+    assert set(results) == {(1, 3)}  # after the account's two events
     assert len(service.order_events("o-1")) == 1

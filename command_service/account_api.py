@@ -1,0 +1,78 @@
+"""HTTP routes for customer accounts: parse, call AccountService, render the result."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, url_for
+
+from command_service.account_service import AccountResult, AccountService
+from command_service.api import command_context
+from command_service.domain import account as domain
+from command_service.json_body import read_json_body
+from command_service.schemas import DepositSchema, OpenAccountSchema, load_or_raise
+from shared.money import format_cents
+
+accounts = Blueprint("accounts", __name__)
+
+
+def _service() -> AccountService:
+    service: AccountService = current_app.extensions["account_service"]
+    return service
+
+
+def _result_response(result: AccountResult, status: int) -> Response:
+    response = jsonify(
+        customer_id=result.customer_id,
+        version=result.version,
+        position=result.position,
+        balance_cents=result.balance_cents,
+        balance=format_cents(result.balance_cents),
+    )
+    response.status_code = status
+    response.headers["ETag"] = f'"{result.version}"'
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@accounts.post("/accounts")
+def open_account() -> Response:
+    payload = load_or_raise(OpenAccountSchema(), read_json_body())
+    command = domain.OpenAccount(payload["customer_id"], payload.get("initial_deposit_cents", 0))
+    result = _service().open_account(command, command_context())
+    response = _result_response(result, 201)
+    response.headers["Location"] = url_for("accounts.get_account", customer_id=result.customer_id)
+    return response
+
+
+@accounts.post("/accounts/<customer_id>/deposits")
+def deposit(customer_id: str) -> Response:
+    payload = load_or_raise(DepositSchema(), read_json_body())
+    command = domain.DepositFunds(customer_id, payload["amount_cents"], payload.get("deposit_id"))
+    return _result_response(_service().deposit(command, command_context()), 200)
+
+
+@accounts.get("/accounts/<customer_id>")
+def get_account(customer_id: str) -> Response:
+    """The account rebuilt from its events: strongly consistent, unlike the query service."""
+    state = _service().account_state(customer_id)
+    response = jsonify(
+        customer_id=state.customer_id,
+        version=state.version,
+        balance_cents=state.balance_cents,
+        balance=format_cents(state.balance_cents),
+        deposited_cents=state.deposited_cents,
+        debited_cents=state.debited_cents,
+        credited_cents=state.credited_cents,
+    )
+    response.headers["ETag"] = f'"{state.version}"'
+    return response
+
+
+@accounts.get("/accounts/<customer_id>/events")
+def account_events(customer_id: str) -> Response:
+    events = _service().account_events(customer_id)
+    return jsonify(
+        customer_id=customer_id,
+        version=events[-1].version,
+        events=[event.to_dict() for event in events],
+    )
