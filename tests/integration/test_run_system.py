@@ -1,0 +1,266 @@
+"""`make run` (scripts/run_system.py) as a user runs it: a real supervisor, services and broker."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import requests
+
+from tests.support.processes import free_port, wait_until
+
+pytestmark = pytest.mark.kafka
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = REPO_ROOT / "scripts" / "run_system.py"
+SERVICES = ("command-api", "command-relay", "query-api", "query-projector")
+STARTED_LINE = re.compile(r"^started (\S+) \(pid (\d+)\)$")
+ORDER = {
+    "customer_id": "c-1",
+    "lines": [{"product_id": "p-1", "quantity": 2, "unit_price": "9.99"}],
+}
+# Generous: under a loaded CI machine four Python services and gunicorn workers start slowly.
+SYSTEM_UP_TIMEOUT_S = 90
+EXIT_TIMEOUT_S = 30
+
+
+class Supervisor:
+    """`python scripts/run_system.py` in its own session, its output collected line by line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT)],
+            env=env,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, name="supervisor-output", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            with self._lock:
+                self._lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+    def output(self) -> str:
+        return "\n".join(self.lines()) or "<no output>"
+
+    def wait_for_line(self, prefix: str, timeout: float) -> str:
+        """The first line starting with prefix; fails at once if the supervisor exits first."""
+
+        def found() -> str | None:
+            exited = self.proc.poll() is not None
+            line = next((line for line in self.lines() if line.startswith(prefix)), None)
+            if line is None and exited:
+                raise AssertionError(
+                    f"run_system exited with {self.proc.returncode} before printing "
+                    f"{prefix!r}:\n{self.output()}"
+                )
+            return line
+
+        return wait_until(found, timeout, lambda: f"no {prefix!r} line:\n{self.output()}", 0.1)
+
+    def child_pids(self) -> dict[str, int]:
+        """name -> pid, from the "started <name> (pid N)" lines."""
+        matches = (STARTED_LINE.match(line) for line in self.lines())
+        return {m.group(1): int(m.group(2)) for m in matches if m is not None}
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"run_system still running {timeout:.0f}s later:\n{self.output()}"
+            ) from None
+        self._reader.join(timeout=5)  # the last lines, for the assertions and the report
+        return code
+
+    def kill_everything(self) -> None:
+        """Teardown after a failure: no supervisor, service or gunicorn worker may outlive it."""
+        for pgid in (self.proc.pid, *self.child_pids().values()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+
+
+def _process_group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else (a recycled id)
+        return True
+    return True
+
+
+def _port_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def system_env(kafka_bootstrap: str, kafka_topic: str, tmp_path: Path) -> dict[str, str]:
+    """An environment for run_system.py: the suite's broker, a fresh topic, free ports."""
+    env = dict(os.environ)
+    # Nothing inherited may point this run at another database or command API.
+    for name in (
+        "EVENT_STORE_URL",
+        "READ_MODEL_URL",
+        "COMMAND_API_URL",
+        "COMMAND_API_HOST",
+        "QUERY_API_HOST",
+    ):
+        env.pop(name, None)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        KAFKA_TOPIC=kafka_topic,
+        KAFKA_GROUP_ID=f"run-system-{uuid.uuid4().hex[:12]}",
+        DATA_DIR=str(tmp_path),
+        COMMAND_API_PORT=str(free_port()),
+        QUERY_API_PORT=str(free_port()),
+        LOG_LEVEL="INFO",
+    )
+    return env
+
+
+@pytest.fixture
+def start_system(system_env: dict[str, str]) -> Iterator[Callable[[], Supervisor]]:
+    """Start the supervisor on system_env with it; teardown kills what is left, prints output."""
+    started: list[Supervisor] = []
+
+    def start() -> Supervisor:
+        supervisor = Supervisor(system_env)
+        started.append(supervisor)
+        return supervisor
+
+    yield start
+    for supervisor in started:
+        supervisor.kill_everything()
+        # Captured output is only shown for failing tests, which is when it matters.
+        print(f"\n===== run_system.py output (exit {supervisor.proc.returncode}) =====")
+        print(supervisor.output())
+
+
+def _api_url(env: dict[str, str], port_var: str) -> str:
+    return f"http://127.0.0.1:{env[port_var]}"
+
+
+def _assert_nothing_left(supervisor: Supervisor, pids: dict[str, int], env: dict[str, str]) -> None:
+    """No process of any service's group (gunicorn workers included) runs, no API port answers."""
+    wait_until(
+        lambda: not any(_process_group_alive(pid) for pid in pids.values()),
+        10,
+        lambda: (
+            f"left running: {[n for n, p in pids.items() if _process_group_alive(p)]}\n"
+            + supervisor.output()
+        ),
+    )
+    for port_var in ("COMMAND_API_PORT", "QUERY_API_PORT"):
+        assert not _port_answers(int(env[port_var])), f"{port_var} still answers"
+
+
+def test_runs_an_order_through_both_sides_and_stops_cleanly_on_ctrl_c(
+    start_system: Callable[[], Supervisor], system_env: dict[str, str]
+) -> None:
+    supervisor = start_system()
+    supervisor.wait_for_line("system up", SYSTEM_UP_TIMEOUT_S)
+    pids = supervisor.child_pids()
+    assert set(pids) == set(SERVICES), supervisor.output()
+
+    placed = requests.post(
+        f"{_api_url(system_env, 'COMMAND_API_PORT')}/orders", json=ORDER, timeout=10
+    )
+    assert placed.status_code == 201, placed.text
+    order_id, version = placed.json()["order_id"], placed.json()["version"]
+    assert version >= 1
+
+    def projected() -> requests.Response | None:
+        # The query API itself waits a while for min_version; 404 means not projected yet.
+        response = requests.get(
+            f"{_api_url(system_env, 'QUERY_API_PORT')}/orders/{order_id}",
+            params={"min_version": version},
+            timeout=10,
+        )
+        return response if response.status_code == 200 else None
+
+    read = wait_until(projected, 60, lambda: f"order never projected:\n{supervisor.output()}")
+    assert read.headers["X-Projection-Up-To-Date"] == "true"
+    assert read.json()["version"] >= version
+    assert read.json()["customer_id"] == "c-1"
+    assert read.json()["total_cents"] == 1998
+
+    os.kill(supervisor.proc.pid, signal.SIGINT)
+    assert supervisor.wait_exit(EXIT_TIMEOUT_S) == 0, supervisor.output()
+    _assert_nothing_left(supervisor, pids, system_env)
+
+
+# The command API case also checks that a gunicorn master's orphaned workers are cleaned up.
+@pytest.mark.parametrize("victim", ["command-relay", "command-api"])
+def test_a_dying_service_stops_the_others_and_fails_the_run(
+    start_system: Callable[[], Supervisor], system_env: dict[str, str], victim: str
+) -> None:
+    supervisor = start_system()
+    supervisor.wait_for_line("system up", SYSTEM_UP_TIMEOUT_S)
+    pids = supervisor.child_pids()
+    assert set(pids) == set(SERVICES), supervisor.output()
+
+    os.kill(pids[victim], signal.SIGKILL)
+
+    assert supervisor.wait_exit(EXIT_TIMEOUT_S) == 1, supervisor.output()
+    assert f"{victim} exited with code -9" in supervisor.output()
+    _assert_nothing_left(supervisor, pids, system_env)
+
+
+def test_refuses_to_start_when_an_api_port_already_answers(
+    start_system: Callable[[], Supervisor], system_env: dict[str, str]
+) -> None:
+    with socket.create_server(("127.0.0.1", int(system_env["QUERY_API_PORT"]))):
+        supervisor = start_system()
+        code = supervisor.wait_exit(EXIT_TIMEOUT_S)
+
+    assert code == 1, supervisor.output()
+    assert "already answers" in supervisor.output()
+    assert supervisor.child_pids() == {}
+
+
+def _run_system_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("run_system", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_projector_reaches_the_command_api_on_its_configured_port() -> None:
+    service_env = _run_system_module().service_env
+
+    assert service_env({"COMMAND_API_PORT": "9101"})["COMMAND_API_URL"] == ("http://127.0.0.1:9101")
+    assert service_env({})["COMMAND_API_URL"] == "http://127.0.0.1:8001"
+    given = {"COMMAND_API_PORT": "9101", "COMMAND_API_URL": "http://orders.internal:80"}
+    assert service_env(given)["COMMAND_API_URL"] == "http://orders.internal:80"
