@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, url_for
 
 from command_service.account_service import AccountResult, AccountService
-from command_service.api import command_context
+from command_service.api import as_of_from_query, command_context
 from command_service.domain import account as domain
 from command_service.json_body import read_json_body
 from command_service.schemas import DepositSchema, OpenAccountSchema, load_or_raise
@@ -54,7 +54,7 @@ def deposit(customer_id: str) -> Response:
 @accounts.get("/accounts/<customer_id>")
 def get_account(customer_id: str) -> Response:
     """The account rebuilt from its events: strongly consistent, unlike the query service."""
-    state = _service().account_state(customer_id)
+    state = _service().account_state(customer_id, as_of_from_query())
     response = jsonify(
         customer_id=state.customer_id,
         version=state.version,

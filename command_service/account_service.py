@@ -6,16 +6,20 @@ cancellation, in the same append (see OrderService and domain/payments.py).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 
 from command_service.application import CommandContext, new_events
+from command_service.as_of import AsOf, state_events
 from command_service.domain import account as domain
 from command_service.domain.errors import AccountAlreadyExists, AccountNotFound
 from command_service.domain.order import is_identifier, validate_identifier
 from command_service.event_codec import decode_account
 from command_service.event_store import ConcurrencyError, EventStore
+from command_service.snapshots import SnapshottingLoader
+from command_service.state_codecs import ACCOUNT_STATE
 from shared.envelope import EventEnvelope
 
 
@@ -41,9 +45,12 @@ class AccountContention(Exception):
 class AccountService:
     """Opens accounts and takes deposits; every write checks the stream's expected version."""
 
-    def __init__(self, store: EventStore, retry_attempts: int = 5) -> None:
+    def __init__(
+        self, store: EventStore, retry_attempts: int = 5, snapshot_every: int = 100
+    ) -> None:
         self.store = store
         self.retry_attempts = retry_attempts
+        self.accounts = SnapshottingLoader(store, ACCOUNT_STATE, snapshot_every)
 
     def open_account(self, command: domain.OpenAccount, ctx: CommandContext) -> AccountResult:
         """Open an account; the same request again answers as the first time did."""
@@ -66,25 +73,35 @@ class AccountService:
         """Deposit funds; a repeated deposit_id with the same amount is answered, not re-applied."""
         stream_id = domain.account_stream(command.customer_id)
         for _ in range(self.retry_attempts):
-            stored = self.store.load_stream(stream_id)
-            state = domain.load(decode_account(e) for e in stored)
+            state = self.accounts.load(stream_id)
             if state is None:
                 raise AccountNotFound(command.customer_id)
             if domain.deposit_replayed(state, command):
-                return _replayed_deposit(stored, command)
+                return _replayed_deposit(self.store.load_stream(stream_id), command)
             events = domain.decide(state, command)
             try:
                 appended = self.store.append(stream_id, state.version, new_events(events, ctx))
             except ConcurrencyError:
                 continue
+            self.accounts.appended(
+                stream_id, state.version, functools.reduce(domain.evolve, events, state)
+            )
             balance = state.balance_cents + command.amount_cents
             return _result(command.customer_id, appended, balance)
         raise AccountContention(command.customer_id, self.retry_attempts)
 
-    def account_state(self, customer_id: str) -> domain.Account:
-        """The account as rebuilt from its events."""
-        state = domain.load(decode_account(e) for e in self.account_events(customer_id))
-        assert state is not None  # account_events raised for an empty stream
+    def account_state(self, customer_id: str, as_of: AsOf | None = None) -> domain.Account:
+        """The account now (latest snapshot + events), or as it was at a version or moment."""
+        if not is_identifier(customer_id):
+            raise AccountNotFound(customer_id)
+        if as_of is None:
+            state = self.accounts.load(domain.account_stream(customer_id))
+        else:
+            stream = self.account_events(customer_id)
+            events = state_events("account", customer_id, stream, as_of)
+            state = domain.load(decode_account(e) for e in events)
+        if state is None:
+            raise AccountNotFound(customer_id)
         return state
 
     def account_events(self, customer_id: str) -> list[EventEnvelope]:

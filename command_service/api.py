@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from command_service.application import CommandContext, CommandResult, OrderService
+from command_service.as_of import AsOf
 from command_service.domain import order as domain
 from command_service.domain.order import price_to_cents
 from command_service.json_body import read_json_body
@@ -102,7 +104,7 @@ def cancel_order(order_id: str) -> Response:
 @orders.get("/orders/<order_id>")
 def get_order(order_id: str) -> Response:
     """The order as rebuilt from its events: strongly consistent, unlike the query service."""
-    state = _service().order_state(order_id)
+    state = _service().order_state(order_id, as_of_from_query())
     response = jsonify(
         order_id=state.order_id,
         customer_id=state.customer_id,
@@ -143,6 +145,38 @@ def log_page() -> Response:
         next_after=next_after,
         has_more=len(events) == limit,
     )
+
+
+def as_of_from_query() -> AsOf | None:
+    """?as_of_version=N or ?as_of=<ISO 8601 time with offset> (not both); None for "now"."""
+    has_version, has_moment = "as_of_version" in request.args, "as_of" in request.args
+    if has_version and has_moment:
+        raise Problem(
+            400,
+            "invalid-query-parameter",
+            "Invalid query parameter",
+            "Give as_of_version or as_of, not both.",
+            {"errors": {"as_of": ["Not allowed together with as_of_version."]}},
+        )
+    if has_version:
+        return AsOf(version=_query_int("as_of_version", 0, 1))
+    if has_moment:
+        raw = request.args["as_of"]
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            raise Problem(
+                400,
+                "invalid-query-parameter",
+                "Invalid query parameter",
+                f"as_of must be an ISO 8601 time with a UTC offset, e.g. "
+                f"2026-11-26T10:00:00Z (got {raw[:100]!r}).",
+                {"errors": {"as_of": ["Must be an ISO 8601 time with an offset."]}},
+            )
+        return AsOf(moment=moment)
+    return None
 
 
 def _query_int(name: str, default: int, low: int, high: int | None = None) -> int:

@@ -28,8 +28,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.command_max_body_bytes
     app.config["SETTINGS"] = settings
-    app.extensions["order_service"] = OrderService(store, settings.command_retry_attempts)
-    app.extensions["account_service"] = AccountService(store, settings.command_retry_attempts)
+    retries, every = settings.command_retry_attempts, settings.snapshot_every
+    app.extensions["order_service"] = OrderService(store, retries, every)
+    app.extensions["account_service"] = AccountService(store, retries, every)
     app.extensions["event_store"] = store
 
     install_correlation_ids(app)

@@ -13,12 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from command_service.as_of import AsOf, state_events
 from command_service.domain import account as account_domain
 from command_service.domain import order as domain
 from command_service.domain import payments
-from command_service.domain.errors import OrderAlreadyExists, OrderNotFound
-from command_service.event_codec import decode, decode_account, encode
+from command_service.domain.errors import DomainError, OrderAlreadyExists, OrderNotFound
+from command_service.event_codec import decode, encode
 from command_service.event_store import ConcurrencyError, EventStore, NewEvent, StreamAppend
+from command_service.snapshots import SnapshottingLoader
+from command_service.state_codecs import ACCOUNT_STATE, ORDER_STATE
 from shared.envelope import EventEnvelope
 
 
@@ -72,9 +75,13 @@ class VersionConflict(Exception):
 class OrderService:
     """The order commands of the original design: add, update status, delete (cancel)."""
 
-    def __init__(self, store: EventStore, retry_attempts: int = 5) -> None:
+    def __init__(
+        self, store: EventStore, retry_attempts: int = 5, snapshot_every: int = 100
+    ) -> None:
         self.store = store
         self.retry_attempts = retry_attempts
+        self.orders = SnapshottingLoader(store, ORDER_STATE, snapshot_every)
+        self.accounts = SnapshottingLoader(store, ACCOUNT_STATE, snapshot_every)
 
     def place_order(self, command: domain.PlaceOrder, ctx: CommandContext) -> CommandResult:
         """Place an order; repeating the same order id with the same content is a safe retry."""
@@ -108,9 +115,13 @@ class OrderService:
         """Cancel an order; its events stay in the log."""
         return self._execute(command, expected_version, ctx)
 
-    def order_state(self, order_id: str) -> domain.Order:
-        """The current state of an order, rebuilt from its events."""
-        state = self._load(order_id)
+    def order_state(self, order_id: str, as_of: AsOf | None = None) -> domain.Order:
+        """The order now (latest snapshot + events), or as it was at a version or moment."""
+        if as_of is None:
+            state = self._load(order_id)
+        else:
+            stream = self.order_events(order_id)
+            state = domain.load(decode(e) for e in state_events("order", order_id, stream, as_of))
         if state is None:
             raise OrderNotFound(order_id)
         return state
@@ -144,7 +155,15 @@ class OrderService:
                     command.order_id, expected_version, state.version, state.status
                 )
             account = self._load_account(state.customer_id)
-            decision = payments.decide(state, account, command)
+            try:
+                decision = payments.decide(state, account, command)
+            except DomainError:
+                # The two streams were read one after the other; a writer in between can make
+                # them disagree (order still PLACED, account already debited for it). Such a
+                # refusal is only real if neither stream moved since we read it.
+                if self._moved(state, account):
+                    continue
+                raise
             appends = [
                 StreamAppend(
                     command.order_id, state.version, self._new_events(decision.order_events, ctx)
@@ -170,6 +189,11 @@ class OrderService:
                     ) from None
                 continue
             final = functools.reduce(domain.evolve, decision.order_events, state)
+            self.orders.appended(command.order_id, state.version, final)
+            if account is not None and decision.account_events:
+                moved = functools.reduce(account_domain.evolve, decision.account_events, account)
+                stream = account_domain.account_stream(state.customer_id)
+                self.accounts.appended(stream, account.version, moved)
             return _result(command.order_id, appended, final.status, _movement(decision, appended))
         latest = self._load(command.order_id)
         assert latest is not None
@@ -178,11 +202,18 @@ class OrderService:
     def _load(self, order_id: str) -> domain.Order | None:
         if not domain.is_identifier(order_id):
             return None  # e.g. an account's stream id: never an order
-        return domain.load(decode(e) for e in self.store.load_stream(order_id))
+        return self.orders.load(order_id)
+
+    def _moved(self, order: domain.Order, account: account_domain.Account | None) -> bool:
+        stream = account_domain.account_stream(order.customer_id)
+        account_version = account.version if account is not None else 0
+        return (
+            self.store.stream_version(order.order_id) != order.version
+            or self.store.stream_version(stream) != account_version
+        )
 
     def _load_account(self, customer_id: str) -> account_domain.Account | None:
-        stream = self.store.load_stream(account_domain.account_stream(customer_id))
-        return account_domain.load(decode_account(e) for e in stream)
+        return self.accounts.load(account_domain.account_stream(customer_id))
 
     def _replayed_placement(
         self, order_id: str, stored: list[EventEnvelope], fingerprint: str

@@ -28,6 +28,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -47,7 +48,8 @@ events_table = Table(
         autoincrement=False,
     ),
     Column("event_id", String(36), nullable=False, unique=True),
-    Column("stream_id", String(64), nullable=False),
+    # Wide enough for "account:" + a 64-character customer id.
+    Column("stream_id", String(100), nullable=False),
     Column("stream_version", Integer, nullable=False),
     Column("event_type", String(100), nullable=False),
     Column("schema_version", Integer, nullable=False),
@@ -57,6 +59,29 @@ events_table = Table(
     # Also the index that serves stream reads.
     UniqueConstraint("stream_id", "stream_version", name="uq_events_stream_version"),
 )
+
+# A cache of aggregate state: losing it costs only a longer load, so it is written after the
+# append, outside its transaction, and ignored when its format is not the current one.
+snapshots_table = Table(
+    "snapshots",
+    metadata,
+    Column("stream_id", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("state_format", String(50), nullable=False),
+    Column("state", JSON().with_variant(JSONB, "postgresql"), nullable=False),
+    Column("taken_at", UTCDateTime(), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An aggregate's state as of a stream version, in a named serialization format."""
+
+    stream_id: str
+    version: int
+    state_format: str
+    state: dict[str, Any]
+
 
 # Arbitrary constant naming the PostgreSQL advisory lock that serializes appends.
 _APPEND_LOCK_KEY = 7_311_001
@@ -152,6 +177,45 @@ class EventStore:
             .limit(limit)
         )
         return self._read(query)
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The stream's latest snapshot, if one was taken."""
+        query = select(snapshots_table).where(snapshots_table.c.stream_id == stream_id)
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(query).mappings().first()
+        except OperationalError as exc:
+            raise EventStoreUnavailable(str(exc.orig)) from exc
+        if row is None:
+            return None
+        return Snapshot(row["stream_id"], row["version"], row["state_format"], row["state"])
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store a snapshot unless a newer one is already there (writers may race)."""
+        values = {
+            "version": snapshot.version,
+            "state_format": snapshot.state_format,
+            "state": snapshot.state,
+            "taken_at": datetime.now(UTC),
+        }
+        table = snapshots_table
+        with write_transaction(self.engine) as conn:
+            updated = conn.execute(
+                update(table)
+                .where(table.c.stream_id == snapshot.stream_id)
+                .where(table.c.version < snapshot.version)
+                .values(**values)
+            )
+            if (
+                updated.rowcount == 0
+                and conn.scalar(
+                    select(func.count())
+                    .select_from(table)
+                    .where(table.c.stream_id == snapshot.stream_id)
+                )
+                == 0
+            ):
+                conn.execute(insert(table).values(stream_id=snapshot.stream_id, **values))
 
     def head_position(self) -> int:
         """The position of the newest event (0 for an empty log)."""

@@ -7,6 +7,7 @@ from marshmallow import ValidationError
 
 from command_service.account_service import AccountContention
 from command_service.application import VersionConflict
+from command_service.as_of import NotAtThatPoint
 from command_service.domain.errors import (
     AccountAlreadyExists,
     AccountNotFound,
@@ -181,6 +182,22 @@ def register_command_problems(app: Flask) -> None:
                 f"The account of customer {exc.customer_id!r} kept changing while this command "
                 "was decided; nothing was recorded. Retry the same request.",
                 {"customer_id": exc.customer_id},
+            )
+        )
+
+    @app.errorhandler(NotAtThatPoint)
+    def _not_at_that_point(exc: NotAtThatPoint) -> Response:
+        return problem_response(
+            Problem(
+                404,
+                f"{exc.kind}-not-found-at-that-point",
+                f"No such {exc.kind} state",
+                f"{exc.kind.capitalize()} {exc.identifier!r} had no events at "
+                f"{exc.as_of.describe()}; it is now at version {exc.current_version}.",
+                {
+                    "order_id" if exc.kind == "order" else "customer_id": exc.identifier,
+                    "current_version": exc.current_version,
+                },
             )
         )
 
