@@ -9,16 +9,17 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from query_service import representations as rep
 from query_service.events import is_identifier
-from query_service.pagination import encode_cursor
+from query_service.pagination import encode_cursor, encode_statement_cursor
 from query_service.params import (
     CustomerOrdersArgs,
     NoArgs,
     OrderListArgs,
-    OrderReadArgs,
+    StatementArgs,
     TopProductsArgs,
+    VersionedReadArgs,
     query_args,
 )
-from query_service.views import OrderFilter, Page, ReadViews
+from query_service.views import OrderFilter, ReadViews
 from shared.config import Settings
 from shared.errors import Problem
 
@@ -36,8 +37,11 @@ def _views() -> ReadViews:
 def _reject_impossible_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """An id the projection would never store cannot be found, so skip the database."""
     for name, value in (values or {}).items():
-        if not is_identifier(value):
-            raise _not_found(name.removesuffix("_id"), value)
+        if is_identifier(value):
+            continue
+        if request.path.startswith("/accounts/"):
+            raise _not_found("account", value, id_name=name)
+        raise _not_found(name.removesuffix("_id"), value)
 
 
 @queries.get("/orders")
@@ -48,14 +52,12 @@ def list_orders() -> Response:
 
 @queries.get("/orders/<order_id>")
 def get_order(order_id: str) -> Response:
-    min_version = query_args(OrderReadArgs()).get("min_version")
+    min_version = query_args(VersionedReadArgs()).get("min_version")
     if min_version is None:
         detail, headers = _views().order(order_id), {}
     else:
-        settings: Settings = current_app.config["SETTINGS"]
-        max_wait_s = settings.read_your_writes_max_wait_ms / 1000
-        detail, reached = _views().wait_for_order(order_id, min_version, max_wait_s)
-        headers = {UP_TO_DATE_HEADER: "true" if reached else "false"}
+        detail, reached = _views().wait_for_order(order_id, min_version, _max_wait_s())
+        headers = _up_to_date(reached)
     if detail is None:
         raise _not_found("order", order_id, headers)
     response = jsonify(rep.order_detail(detail))
@@ -80,10 +82,10 @@ def order_history(order_id: str) -> Response:
 @queries.get("/customers/<customer_id>")
 def get_customer(customer_id: str) -> Response:
     query_args(NoArgs())
-    row = _views().customer(customer_id)
-    if row is None:
+    customer = _views().customer(customer_id)
+    if customer is None:
         raise _not_found("customer", customer_id)
-    return jsonify(rep.customer_summary(row))
+    return jsonify(rep.customer_summary(customer))
 
 
 @queries.get("/customers/<customer_id>/orders")
@@ -92,6 +94,38 @@ def customer_orders(customer_id: str) -> Response:
     if _views().customer(customer_id) is None:
         raise _not_found("customer", customer_id)
     return _order_page(args, customer_id=customer_id)
+
+
+@queries.get("/accounts/<customer_id>")
+def get_account(customer_id: str) -> Response:
+    min_version = query_args(VersionedReadArgs()).get("min_version")
+    if min_version is None:
+        row, headers = _views().account(customer_id), {}
+    else:
+        row, reached = _views().wait_for_account(customer_id, min_version, _max_wait_s())
+        headers = _up_to_date(reached)
+    if row is None:
+        raise _not_found("account", customer_id, headers, id_name="customer_id")
+    response = jsonify(rep.account(row))
+    response.headers.update(headers)
+    response.headers["ETag"] = f'"{row["version"]}"'
+    return response
+
+
+@queries.get("/accounts/<customer_id>/statement")
+def account_statement(customer_id: str) -> Response:
+    args = query_args(StatementArgs())
+    page = _views().statement(customer_id, args.get("cursor"), args["limit"])
+    if page is None:
+        raise _not_found("account", customer_id, id_name="customer_id")
+    token = encode_statement_cursor(page.next_cursor) if page.next_cursor else None
+    response = jsonify(
+        customer_id=customer_id,
+        lines=[rep.statement_line(row) for row in page.rows],
+        next_cursor=token,
+    )
+    _link_next_page(response, token)
+    return response
 
 
 @queries.get("/products/top")
@@ -117,22 +151,41 @@ def _order_page(args: dict[str, Any], customer_id: str | None) -> Response:
         created_after=args.get("created_after"),
         created_before=args.get("created_before"),
     )
-    page: Page = _views().list_orders(filters, args.get("cursor"), args["limit"])
+    page = _views().list_orders(filters, args.get("cursor"), args["limit"])
     token = encode_cursor(page.next_cursor) if page.next_cursor else None
     response = jsonify(orders=[rep.order_summary(row) for row in page.rows], next_cursor=token)
-    if token is not None:
-        next_args = {**request.args.to_dict(), "cursor": token}
-        response.headers["Link"] = f'<{request.base_url}?{urlencode(next_args)}>; rel="next"'
+    _link_next_page(response, token)
     return response
 
 
-def _not_found(kind: str, identifier: str, headers: dict[str, str] | None = None) -> Problem:
+def _link_next_page(response: Response, token: str | None) -> None:
+    """Link rel=next: this request's URL with the next page's cursor."""
+    if token is not None:
+        next_args = {**request.args.to_dict(), "cursor": token}
+        response.headers["Link"] = f'<{request.base_url}?{urlencode(next_args)}>; rel="next"'
+
+
+def _max_wait_s() -> float:
+    settings: Settings = current_app.config["SETTINGS"]
+    return settings.read_your_writes_max_wait_ms / 1000
+
+
+def _up_to_date(reached: bool) -> dict[str, str]:
+    return {UP_TO_DATE_HEADER: "true" if reached else "false"}
+
+
+def _not_found(
+    kind: str,
+    identifier: str,
+    headers: dict[str, str] | None = None,
+    id_name: str | None = None,
+) -> Problem:
     identifier = identifier[:100]  # echo enough to recognise it, not a whole hostile path
     return Problem(
         404,
         f"{kind}-not-found",
         f"{kind.capitalize()} not found",
         f"No {kind} with id {identifier!r} is in the read model.",
-        {f"{kind}_id": identifier},
+        {id_name or f"{kind}_id": identifier},
         headers=headers,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -17,7 +17,16 @@ from typing import Any, Protocol
 from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 
-from query_service.events import OrderEvent, UnprojectableEvent, parse_raw
+from query_service.account_projections import AccountRow, project_account
+from query_service.account_writer import load_account, write_account_changes
+from query_service.events import (
+    AccountEvent,
+    Event,
+    OrderEvent,
+    OrderEventBase,
+    UnprojectableEvent,
+    parse_raw,
+)
 from query_service.projections import OrderRow, RowChanges, Step, next_step, project
 from query_service.read_model import STATUS_COUNT_COLUMNS
 from query_service.writer import (
@@ -37,10 +46,14 @@ ROW_ERRORS = (IntegrityError, DataError)
 
 
 class GapSource(Protocol):
-    """Where the events of one order can be read again (the command service's API)."""
+    """Where the events of one stream can be read again (the command service's API)."""
 
     def order_events(self, order_id: str) -> list[dict[str, Any]]:
         """The order's events as raw envelope dicts, in version order."""
+        ...
+
+    def account_events(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's account events as raw envelope dicts, in version order."""
         ...
 
 
@@ -89,20 +102,15 @@ class ProjectionBatch:
         self._customers: dict[str, Counter[str]] = defaultdict(Counter)
         self._products: dict[str, Counter[str]] = defaultdict(Counter)
 
-    def apply(self, event: OrderEvent) -> Outcome:
+    def apply(self, event: Event) -> Outcome:
         """Apply the event (after repairing a gap before it) or recognise it as a duplicate.
 
         Raises UnprojectableEvent (the caller parks it), CommandApiUnavailable or a database
         error (the caller rolls back and retries later).
         """
-        current = load_order(self.conn, event.order_id)
-        step = next_step(current.version if current else 0, event.version)
-        if step is Step.DUPLICATE:
-            return Outcome.DUPLICATE
-        if step is Step.GAP:
-            current = self._repair_gap(event, current)
-        written = self._write(current, event)
-        return Outcome.APPLIED if written else Outcome.DUPLICATE
+        if isinstance(event, OrderEventBase):
+            return self._apply_order(event)
+        return self._apply_account(event)
 
     def flush(self) -> None:
         """Write the summed counters (called once, at the end of the batch)."""
@@ -112,19 +120,47 @@ class ProjectionBatch:
         self._customers.clear()
         self._products.clear()
 
-    def _write(self, current: OrderRow | None, event: OrderEvent) -> bool:
+    def _apply_order(self, event: OrderEvent) -> Outcome:
+        current = load_order(self.conn, event.order_id)
+        step = next_step(current.version if current else 0, event.version)
+        if step is Step.DUPLICATE:
+            return Outcome.DUPLICATE
+        if step is Step.GAP:
+            self._repair_gap(event, current.version if current else 0)
+            current = load_order(self.conn, event.order_id)
+        written = self._write_order(current, event)
+        return Outcome.APPLIED if written else Outcome.DUPLICATE
+
+    def _apply_account(self, event: AccountEvent) -> Outcome:
+        current = load_account(self.conn, event.customer_id)
+        step = next_step(current.version if current else 0, event.version)
+        if step is Step.DUPLICATE:
+            return Outcome.DUPLICATE
+        if step is Step.GAP:
+            self._repair_gap(event, current.version if current else 0)
+            current = load_account(self.conn, event.customer_id)
+        written = self._write_account(current, event)
+        return Outcome.APPLIED if written else Outcome.DUPLICATE
+
+    def _write_order(self, current: OrderRow | None, event: OrderEvent) -> bool:
         changes = project(current, event)  # pure: it raises before anything is written
-        if not self.isolated:
-            written = write_order_changes(self.conn, changes)
-        else:
-            try:
-                with self.conn.begin_nested():
-                    written = write_order_changes(self.conn, changes)
-            except ROW_ERRORS as exc:
-                raise UnprojectableEvent(f"the read model rejected its rows: {exc.orig}") from exc
+        written = self._isolated_if_asked(lambda: write_order_changes(self.conn, changes))
         if written:
             self._count(changes)
         return written
+
+    def _write_account(self, current: AccountRow | None, event: AccountEvent) -> bool:
+        changes = project_account(current, event)  # pure: it raises before anything is written
+        return self._isolated_if_asked(lambda: write_account_changes(self.conn, changes))
+
+    def _isolated_if_asked(self, write: Callable[[], bool]) -> bool:
+        if not self.isolated:
+            return write()
+        try:
+            with self.conn.begin_nested():
+                return write()
+        except ROW_ERRORS as exc:
+            raise UnprojectableEvent(f"the read model rejected its rows: {exc.orig}") from exc
 
     def _count(self, changes: RowChanges) -> None:
         customer = self._customers[changes.customer.customer_id]
@@ -138,13 +174,13 @@ class ProjectionBatch:
             sales["amount_cents"] += product.amount_cents
             sales["order_count"] += product.orders
 
-    def _repair_gap(self, event: OrderEvent, current: OrderRow | None) -> OrderRow | None:
-        applied = current.version if current else 0
+    def _repair_gap(self, event: Event, applied: int) -> None:
+        """Apply the versions between `applied` and the event's, read from the gap source."""
         self.applier.repairs.gaps += 1
         log.warning(
             "version gap: reading the missing events from the command API",
             extra={
-                "order_id": event.order_id,
+                "stream_id": event.stream_id,
                 "applied_version": applied,
                 "event_version": event.version,
                 "event_id": event.event_id,
@@ -153,36 +189,51 @@ class ProjectionBatch:
         gap_source = self.applier.gap_source
         if gap_source is None:
             raise UnprojectableEvent(
-                f"version gap: order {event.order_id} is at version {applied}, "
+                f"version gap: stream {event.stream_id} is at version {applied}, "
                 f"event {event.event_id} is version {event.version}"
             )
-        for raw in gap_source.order_events(event.order_id):
+        if isinstance(event, OrderEventBase):
+            stream = gap_source.order_events(event.order_id)
+        else:
+            stream = gap_source.account_events(event.customer_id)
+        for raw in stream:
             version = raw.get("version") if isinstance(raw, dict) else None
             if not isinstance(version, int) or not applied < version < event.version:
                 continue
-            if not self._apply_missing(raw, current, event):
+            # A version the source lacks cannot be skipped: stop, and the check below parks.
+            if version != applied + 1 or not self._apply_missing(raw, event):
                 break
-            current = load_order(self.conn, event.order_id)
-            applied = current.version if current else 0
+            applied = self._applied_version(event)
         if applied != event.version - 1:
             raise UnprojectableEvent(
-                f"version gap not repaired: order {event.order_id} is at version {applied} "
+                f"version gap not repaired: stream {event.stream_id} is at version {applied} "
                 f"after reading the command API, event {event.event_id} is version "
                 f"{event.version}"
             )
-        return current
 
-    def _apply_missing(
-        self, raw: dict[str, Any], current: OrderRow | None, trigger: OrderEvent
-    ) -> bool:
+    def _applied_version(self, event: Event) -> int:
+        current: OrderRow | AccountRow | None
+        if isinstance(event, OrderEventBase):
+            current = load_order(self.conn, event.order_id)
+        else:
+            current = load_account(self.conn, event.customer_id)
+        return current.version if current else 0
+
+    def _apply_missing(self, raw: dict[str, Any], trigger: Event) -> bool:
         """Apply one event read for a repair; park it (and stop repairing) if it cannot apply."""
         try:
-            self._write(current, parse_raw(raw))
+            missing = parse_raw(raw)
+            if missing.stream_id != trigger.stream_id:
+                raise UnprojectableEvent(f"the command API served it for {trigger.stream_id}")
+            if isinstance(missing, OrderEventBase):
+                self._write_order(load_order(self.conn, missing.order_id), missing)
+            else:
+                self._write_account(load_account(self.conn, missing.customer_id), missing)
         except UnprojectableEvent as exc:
             error = f"{exc} (read to repair the gap before event {trigger.event_id})"
             log.error(
                 "parked an event read for a gap repair",
-                extra={"order_id": trigger.order_id, "error": error},
+                extra={"stream_id": trigger.stream_id, "error": error},
             )
             event_id = raw.get("event_id")
             park(
@@ -192,7 +243,7 @@ class ProjectionBatch:
                     error=error,
                     value=json.dumps(raw, default=str).encode(),
                     event_id=event_id if isinstance(event_id, str) else None,
-                    order_id=trigger.order_id,
+                    stream_id=trigger.stream_id,
                 ),
             )
             return False

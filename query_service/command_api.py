@@ -29,7 +29,9 @@ class EventsPage:
 
 
 class CommandApiClient:
-    """GET /orders/{id}/events, GET /events and the head position from GET /readyz."""
+    """GET /orders/{id}/events, GET /accounts/{id}/events, GET /events and the head position
+    from GET /readyz.
+    """
 
     def __init__(self, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.base_url = base_url.rstrip("/")
@@ -37,13 +39,11 @@ class CommandApiClient:
 
     def order_events(self, order_id: str) -> list[dict[str, Any]]:
         """The order's stored events in version order ([] if the log has no such order)."""
-        body = self._get_json(f"/orders/{urllib.parse.quote(order_id, safe='')}/events")
-        if body is None:
-            return []
-        events = body.get("events") if isinstance(body, dict) else None
-        if not isinstance(events, list):
-            raise CommandApiUnavailable("GET /orders/{id}/events answered without an events list")
-        return sorted(events, key=lambda raw: raw.get("version", 0) if isinstance(raw, dict) else 0)
+        return self._stream_events("orders", order_id)
+
+    def account_events(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's account events in version order ([] if the log has no such account)."""
+        return self._stream_events("accounts", customer_id)
 
     def events_page(self, after: int, limit: int) -> EventsPage:
         """Up to `limit` events of the log after a position."""
@@ -63,6 +63,17 @@ class CommandApiClient:
             return None
         value = body.get("head_position") if isinstance(body, dict) else None
         return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def _stream_events(self, resource: str, identifier: str) -> list[dict[str, Any]]:
+        body = self._get_json(f"/{resource}/{urllib.parse.quote(identifier, safe='')}/events")
+        if body is None:
+            return []
+        events = body.get("events") if isinstance(body, dict) else None
+        if not isinstance(events, list):
+            raise CommandApiUnavailable(
+                f"GET /{resource}/{{id}}/events answered without an events list"
+            )
+        return sorted(events, key=lambda raw: raw.get("version", 0) if isinstance(raw, dict) else 0)
 
     def _get_json(self, path: str) -> Any:
         """GET and parse JSON; None for 404."""

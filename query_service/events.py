@@ -1,4 +1,5 @@
-"""The read side's reading of the event contract: envelopes -> typed, validated order events.
+"""The read side's reading of the event contract: envelopes -> typed, validated order and
+account events.
 
 The query service depends on the JSON contract (see command_service/event_codec.py), not on the
 command side's code, so the two can be deployed and versioned separately.
@@ -15,9 +16,20 @@ from shared.envelope import EnvelopeError, EventEnvelope
 
 ORDER_STATUSES = ("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")
 CANCELLED = "CANCELLED"
-SUPPORTED_SCHEMAS = {"OrderPlaced": 1, "OrderStatusChanged": 1, "OrderCancelled": 1}
+ORDER_SCHEMAS = {"OrderPlaced": 1, "OrderStatusChanged": 1, "OrderCancelled": 1}
+ACCOUNT_SCHEMAS = {
+    "AccountOpened": 1,
+    "FundsDeposited": 1,
+    "AccountDebited": 1,
+    "AccountCredited": 1,
+}
+SUPPORTED_SCHEMAS = {**ORDER_SCHEMAS, **ACCOUNT_SCHEMAS}
 MAX_ID_LENGTH = 64
+ACCOUNT_STREAM_PREFIX = "account:"
 _IDENTIFIER = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Stricter than _IDENTIFIER: the contract keeps ':' out of customer ids of accounts, so an
+# account stream id (account:<customer_id>) always names exactly one customer.
+_ACCOUNT_CUSTOMER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class UnprojectableEvent(ValueError):
@@ -47,6 +59,10 @@ class OrderEventBase:
     version: int
     position: int
     occurred_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return self.order_id
 
 
 @dataclass(frozen=True)
@@ -79,13 +95,69 @@ class OrderCancelled(OrderEventBase):
 OrderEvent = OrderPlaced | OrderStatusChanged | OrderCancelled
 
 
+@dataclass(frozen=True)
+class AccountEventBase:
+    """What every account event carries: the customer, place in the account stream and log."""
+
+    event_id: str
+    customer_id: str
+    version: int
+    position: int
+    occurred_at: datetime
+
+    @property
+    def stream_id(self) -> str:
+        return account_stream(self.customer_id)
+
+
+@dataclass(frozen=True)
+class AccountOpened(AccountEventBase):
+    """A customer's account exists, with a zero balance (always version 1)."""
+
+
+@dataclass(frozen=True)
+class FundsDeposited(AccountEventBase):
+    """Money came in; balance_cents is the balance after it."""
+
+    amount_cents: int
+    balance_cents: int
+    deposit_id: str | None
+
+
+@dataclass(frozen=True)
+class AccountDebited(AccountEventBase):
+    """An order was paid from the account; balance_cents is the balance after it."""
+
+    order_id: str
+    amount_cents: int
+    balance_cents: int
+
+
+@dataclass(frozen=True)
+class AccountCredited(AccountEventBase):
+    """A paid order was cancelled and its amount given back; balance_cents is after it."""
+
+    order_id: str
+    amount_cents: int
+    balance_cents: int
+
+
+AccountEvent = AccountOpened | FundsDeposited | AccountDebited | AccountCredited
+Event = OrderEvent | AccountEvent
+
+
+def account_stream(customer_id: str) -> str:
+    """The stream id (and Kafka key) of a customer's account."""
+    return ACCOUNT_STREAM_PREFIX + customer_id
+
+
 def is_identifier(value: str) -> bool:
     """Whether a string can be an order, customer or product id (what parsing accepts)."""
     return _IDENTIFIER.fullmatch(value) is not None
 
 
-def parse_message(value: bytes | None) -> OrderEvent:
-    """Kafka message value -> order event, or UnprojectableEvent."""
+def parse_message(value: bytes | None) -> Event:
+    """Kafka message value -> order or account event, or UnprojectableEvent."""
     if value is None:
         raise UnprojectableEvent("message has no value (tombstone)")
     try:
@@ -95,8 +167,8 @@ def parse_message(value: bytes | None) -> OrderEvent:
     return parse_event(envelope)
 
 
-def parse_raw(raw: Any) -> OrderEvent:
-    """The dict form served by the command API -> order event, or UnprojectableEvent."""
+def parse_raw(raw: Any) -> Event:
+    """The dict form served by the command API -> order or account event, or UnprojectableEvent."""
     try:
         envelope = EventEnvelope.from_dict(raw)
     except EnvelopeError as exc:
@@ -104,7 +176,7 @@ def parse_raw(raw: Any) -> OrderEvent:
     return parse_event(envelope)
 
 
-def parse_event(envelope: EventEnvelope) -> OrderEvent:
+def parse_event(envelope: EventEnvelope) -> Event:
     """Validate an envelope's type, schema version and data, and type it."""
     expected_schema = SUPPORTED_SCHEMAS.get(envelope.type)
     if expected_schema is None or envelope.schema_version != expected_schema:
@@ -112,12 +184,14 @@ def parse_event(envelope: EventEnvelope) -> OrderEvent:
             f"unsupported event type {envelope.type} v{envelope.schema_version}"
         )
     try:
-        return _parse_checked(envelope)
+        if envelope.type in ACCOUNT_SCHEMAS:
+            return _parse_account(envelope)
+        return _parse_order(envelope)
     except (KeyError, TypeError, ValueError) as exc:
         raise UnprojectableEvent(f"invalid {envelope.type} v{envelope.version}: {exc}") from exc
 
 
-def _parse_checked(envelope: EventEnvelope) -> OrderEvent:
+def _parse_order(envelope: EventEnvelope) -> OrderEvent:
     data = envelope.data
     order_id = _identifier(data, "order_id")
     if order_id != envelope.stream_id:
@@ -160,6 +234,44 @@ def _parse_checked(envelope: EventEnvelope) -> OrderEvent:
         total_cents=_amount(data, "total_cents"),
         reason=reason,
     )
+
+
+def _parse_account(envelope: EventEnvelope) -> AccountEvent:
+    data = envelope.data
+    customer_id = data["customer_id"]
+    if not isinstance(customer_id, str) or not _ACCOUNT_CUSTOMER_ID.fullmatch(customer_id):
+        raise ValueError("customer_id must be 1 to 64 characters of [A-Za-z0-9._-]")
+    if envelope.stream_id != account_stream(customer_id):
+        raise ValueError(f"stream id {envelope.stream_id!r} is not {account_stream(customer_id)!r}")
+    if envelope.version < 1:
+        raise ValueError("version must be >= 1")
+    if (envelope.type == "AccountOpened") != (envelope.version == 1):
+        raise ValueError("an account stream starts with AccountOpened at version 1, and only there")
+    base: dict[str, Any] = {
+        "event_id": _text(envelope.event_id, "event_id"),
+        "customer_id": customer_id,
+        "version": envelope.version,
+        "position": envelope.position,
+        "occurred_at": envelope.occurred_at,
+    }
+    if envelope.type == "AccountOpened":
+        return AccountOpened(**base)
+    if envelope.type == "FundsDeposited":
+        deposit_id = data.get("deposit_id")
+        return FundsDeposited(
+            **base,
+            amount_cents=_count(data, "amount_cents"),
+            balance_cents=_amount(data, "balance_cents"),
+            deposit_id=None if deposit_id is None else _identifier(data, "deposit_id"),
+        )
+    movement: dict[str, Any] = {
+        "order_id": _identifier(data, "order_id"),
+        "amount_cents": _amount(data, "amount_cents"),
+        "balance_cents": _amount(data, "balance_cents"),
+    }
+    if envelope.type == "AccountDebited":
+        return AccountDebited(**base, **movement)
+    return AccountCredited(**base, **movement)
 
 
 def _lines(data: dict[str, Any]) -> tuple[Line, ...]:

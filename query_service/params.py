@@ -10,10 +10,17 @@ from flask import request
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from query_service.events import ORDER_STATUSES, is_identifier
-from query_service.pagination import Cursor, InvalidCursor, decode_cursor
+from query_service.pagination import (
+    Cursor,
+    InvalidCursor,
+    StatementCursor,
+    decode_cursor,
+    decode_statement_cursor,
+)
 from shared.errors import Problem
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
+DEFAULT_STATEMENT_PAGE_SIZE = 100
 DEFAULT_TOP, MAX_TOP = 10, 100
 MAX_VERSION = 2**31 - 1
 _OFFSET_LOST_PLUS = re.compile(r" (\d{2}(:?\d{2})?)$")
@@ -32,18 +39,31 @@ class UtcDateTime(fields.AwareDateTime):
             raise ValidationError("Not a representable UTC datetime.") from None
 
 
-class CursorField(fields.Field[Cursor]):
-    """The opaque next_cursor of a previous page."""
+CURSOR_ERROR = "Not a cursor this service issued; use next_cursor from a previous page."
 
-    default_error_messages = {  # noqa: RUF012 - marshmallow's own convention
-        "invalid": "Not a cursor this service issued; use next_cursor from a previous page.",
-    }
+
+class CursorField(fields.Field[Cursor]):
+    """The opaque next_cursor of a previous page of orders."""
+
+    default_error_messages = {"invalid": CURSOR_ERROR}  # noqa: RUF012 - marshmallow's way
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Cursor:
-        if not isinstance(value, str):
-            raise self.make_error("invalid")
         try:
-            return decode_cursor(value)
+            return decode_cursor(value if isinstance(value, str) else "")
+        except InvalidCursor:
+            raise self.make_error("invalid") from None
+
+
+class StatementCursorField(fields.Field[StatementCursor]):
+    """The opaque next_cursor of a previous page of an account statement."""
+
+    default_error_messages = {"invalid": CURSOR_ERROR}  # noqa: RUF012 - marshmallow's way
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> StatementCursor:
+        try:
+            return decode_statement_cursor(value if isinstance(value, str) else "")
         except InvalidCursor:
             raise self.make_error("invalid") from None
 
@@ -72,10 +92,19 @@ class OrderListArgs(CustomerOrdersArgs):
     customer_id = fields.String(validate=lambda value: _check_identifier(value))
 
 
-class OrderReadArgs(Schema):
-    """GET /orders/{id}."""
+class VersionedReadArgs(Schema):
+    """GET /orders/{id} and GET /accounts/{id}: read-your-writes."""
 
     min_version = fields.Integer(validate=validate.Range(1, MAX_VERSION))
+
+
+class StatementArgs(Schema):
+    """GET /accounts/{id}/statement."""
+
+    limit = fields.Integer(
+        load_default=DEFAULT_STATEMENT_PAGE_SIZE, validate=validate.Range(1, MAX_PAGE_SIZE)
+    )
+    cursor = StatementCursorField()
 
 
 class TopProductsArgs(Schema):

@@ -1,9 +1,9 @@
-"""The projector's consumer loop: order events from Kafka applied to the read model.
+"""The projector's consumer loop: order and account events from Kafka applied to the read model.
 
-Per poll: one database transaction holds the batch's rows, the per-order versions (orders
-table) and the next offset per partition; Kafka offsets are committed after it. A transient
-failure (database, or the command API during a gap repair) rolls the batch back, rewinds the
-consumer and retries with backoff: nothing is skipped and no offset moves.
+Per poll: one database transaction holds the batch's rows, the per-stream versions (orders and
+accounts tables) and the next offset per partition; Kafka offsets are committed after it. A
+transient failure (database, or the command API during a gap repair) rolls the batch back,
+rewinds the consumer and retries with backoff: nothing is skipped and no offset moves.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ class Projector:
                 key=key,
                 value=record.value,
                 headers=list(record.headers or ()),
-                order_id=key.decode(errors="replace") if isinstance(key, bytes) else None,
+                stream_id=key.decode(errors="replace") if isinstance(key, bytes) else None,
             ),
         )
 

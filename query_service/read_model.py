@@ -1,4 +1,5 @@
-"""The read model's tables (SQLAlchemy Core): denormalized views plus the projector's tracking.
+"""The read model's tables (SQLAlchemy Core): denormalized views of orders and accounts plus the
+projector's tracking.
 
 Every timestamp in the view tables comes from an event, never from the clock, so a rebuild
 produces exactly the rows the live projection produced.
@@ -90,6 +91,37 @@ product_sales = Table(
     Index("ix_product_sales_amount", "amount_cents", "product_id"),
 )
 
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    # balance = deposited - debited + credited, checked against each event (account_projections)
+    Column("balance_cents", BigInteger, nullable=False),
+    Column("deposited_cents", BigInteger, nullable=False),
+    Column("debited_cents", BigInteger, nullable=False),
+    Column("credited_cents", BigInteger, nullable=False),
+    # The last applied version: the per-account tracking record, written with the rows.
+    Column("version", Integer, nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# One line per money event of an account; the primary key is also the statement's order.
+account_statement = Table(
+    "account_statement",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("kind", String(8), nullable=False),  # DEPOSIT, DEBIT or CREDIT
+    Column("amount_cents", BigInteger, nullable=False),  # signed: + deposit/credit, - debit
+    Column("balance_cents", BigInteger, nullable=False),  # after this line
+    Column("order_id", String(64)),
+    Column("deposit_id", String(64)),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("position", BigInteger, nullable=False),
+)
+
 # Tracking: the next offset to consume per partition, committed with the rows it produced.
 projector_positions = Table(
     "projector_positions",
@@ -111,6 +143,7 @@ parked_events = Table(
     Column("kafka_partition", Integer),
     Column("kafka_offset", BigInteger),
     Column("event_id", Text),
+    # The stream id (an order id, or account:<customer_id>); named before accounts existed.
     Column("order_id", Text),
     Column("message_key", LargeBinary),
     Column("message_value", LargeBinary),
@@ -119,7 +152,15 @@ parked_events = Table(
     Index("ix_parked_events_message", "topic", "kafka_partition", "kafka_offset"),
 )
 
-VIEW_TABLES = (orders, order_lines, order_history, customer_summaries, product_sales)
+VIEW_TABLES = (
+    orders,
+    order_lines,
+    order_history,
+    customer_summaries,
+    product_sales,
+    accounts,
+    account_statement,
+)
 TRACKING_TABLES = (projector_positions,)
 
 # The read model can always be re-derived, and its Kafka offsets are committed in the same

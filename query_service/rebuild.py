@@ -167,7 +167,7 @@ def _apply(projection: ProjectionBatch, raw: Any) -> bool:
                 error=str(exc),
                 value=json.dumps(raw, default=str).encode(),
                 event_id=event_id if isinstance(event_id, str) else None,
-                order_id=stream_id if isinstance(stream_id, str) else None,
+                stream_id=stream_id if isinstance(stream_id, str) else None,
             ),
         )
         return False

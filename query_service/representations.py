@@ -8,7 +8,7 @@ from sqlalchemy import RowMapping
 
 from query_service.projections import format_cents
 from query_service.read_model import STATUS_COUNT_COLUMNS
-from query_service.views import OrderDetail
+from query_service.views import CustomerView, OrderDetail
 from shared.envelope import format_timestamp
 
 
@@ -56,15 +56,45 @@ def history_entry(row: RowMapping) -> dict[str, Any]:
     }
 
 
-def customer_summary(row: RowMapping) -> dict[str, Any]:
-    """A customer's order counts; the total covers orders that are not cancelled."""
+def customer_summary(customer: CustomerView) -> dict[str, Any]:
+    """A customer's order counts (the total covers orders not cancelled) and balance, if any."""
+    row = customer.summary
+    account = customer.account
+    return {
+        "customer_id": customer.customer_id,
+        "order_count": row["order_count"] if row else 0,
+        "orders_by_status": {
+            status: row[column] if row else 0 for status, column in STATUS_COUNT_COLUMNS.items()
+        },
+        **_money("total", row["total_cents"] if row else 0),
+        "account": _money("balance", account["balance_cents"]) if account else None,
+    }
+
+
+def account(row: RowMapping) -> dict[str, Any]:
+    """A customer's account: balance = deposited - debited + credited."""
     return {
         "customer_id": row["customer_id"],
-        "order_count": row["order_count"],
-        "orders_by_status": {
-            status: row[column] for status, column in STATUS_COUNT_COLUMNS.items()
-        },
-        **_money("total", row["total_cents"]),
+        **_money("balance", row["balance_cents"]),
+        **_money("deposited", row["deposited_cents"]),
+        **_money("debited", row["debited_cents"]),
+        **_money("credited", row["credited_cents"]),
+        "version": row["version"],
+        "opened_at": format_timestamp(row["opened_at"]),
+        "updated_at": format_timestamp(row["updated_at"]),
+    }
+
+
+def statement_line(row: RowMapping) -> dict[str, Any]:
+    """One money movement of an account; the amount is signed (a debit is negative)."""
+    return {
+        "version": row["version"],
+        "occurred_at": format_timestamp(row["occurred_at"]),
+        "kind": row["kind"],
+        **_money("amount", row["amount_cents"]),
+        **_money("balance", row["balance_cents"]),
+        "order_id": row["order_id"],
+        "deposit_id": row["deposit_id"],
     }
 
 

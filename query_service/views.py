@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, RowMapping, and_, func, or_, select
 
-from query_service.pagination import Cursor
+from query_service.pagination import Cursor, StatementCursor
 from query_service.read_model import (
+    account_statement,
+    accounts,
     customer_summaries,
     order_history,
     order_lines,
@@ -34,12 +37,15 @@ class OrderFilter:
     created_before: datetime | None = None
 
 
+CursorT = TypeVar("CursorT", Cursor, StatementCursor)
+
+
 @dataclass(frozen=True)
-class Page:
+class Page(Generic[CursorT]):
     """One page of a listing, and the cursor of the next one (None on the last page)."""
 
     rows: list[RowMapping]
-    next_cursor: Cursor | None
+    next_cursor: CursorT | None
 
 
 @dataclass(frozen=True)
@@ -50,13 +56,22 @@ class OrderDetail:
     lines: list[RowMapping]
 
 
+@dataclass(frozen=True)
+class CustomerView:
+    """What the read model knows of a customer: order summary, account, or both."""
+
+    customer_id: str
+    summary: RowMapping | None  # None: no orders yet
+    account: RowMapping | None  # None: no account
+
+
 class ReadViews:
     """The queries the HTTP API serves; each opens a short read-only connection."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def list_orders(self, filters: OrderFilter, after: Cursor | None, limit: int) -> Page:
+    def list_orders(self, filters: OrderFilter, after: Cursor | None, limit: int) -> Page[Cursor]:
         """Orders newest first (ties broken by order id, descending), `limit` per page."""
         query = select(orders).where(*_filter_conditions(filters))
         if after is not None:
@@ -92,15 +107,7 @@ class ReadViews:
         self, order_id: str, min_version: int, max_wait_s: float
     ) -> tuple[OrderDetail | None, bool]:
         """Poll until the order reaches min_version or time runs out; (detail, reached?)."""
-        deadline = time.monotonic() + max_wait_s
-        sleep_s = WAIT_FIRST_SLEEP_S
-        while True:
-            version = self.order_version(order_id)
-            remaining = deadline - time.monotonic()
-            if (version is not None and version >= min_version) or remaining <= 0:
-                break
-            time.sleep(min(sleep_s, remaining))
-            sleep_s = min(sleep_s * 2, WAIT_MAX_SLEEP_S)
+        _wait_for_version(lambda: self.order_version(order_id), min_version, max_wait_s)
         detail = self.order(order_id)
         reached = detail is not None and int(detail.order["version"]) >= min_version
         return detail, reached
@@ -115,11 +122,53 @@ class ReadViews:
         with self.engine.connect() as conn:
             return list(conn.execute(query).mappings())
 
-    def customer(self, customer_id: str) -> RowMapping | None:
-        """A customer's summary row, or None if they have no orders."""
+    def customer(self, customer_id: str) -> CustomerView | None:
+        """A customer's order summary and account, or None if they have neither."""
         query = select(customer_summaries).where(customer_summaries.c.customer_id == customer_id)
+        with self.engine.connect() as conn, conn.begin():
+            summary = conn.execute(query).mappings().first()
+            account = _account(conn, customer_id)
+        if summary is None and account is None:
+            return None
+        return CustomerView(customer_id, summary, account)
+
+    def account(self, customer_id: str) -> RowMapping | None:
+        """A customer's account row, or None if they have no account."""
         with self.engine.connect() as conn:
-            return conn.execute(query).mappings().first()
+            return _account(conn, customer_id)
+
+    def account_version(self, customer_id: str) -> int | None:
+        """The last applied version of an account, or None if it is not projected yet."""
+        query = select(accounts.c.version).where(accounts.c.customer_id == customer_id)
+        with self.engine.connect() as conn:
+            version = conn.scalar(query)
+        return None if version is None else int(version)
+
+    def wait_for_account(
+        self, customer_id: str, min_version: int, max_wait_s: float
+    ) -> tuple[RowMapping | None, bool]:
+        """Poll until the account reaches min_version or time runs out; (row, reached?)."""
+        _wait_for_version(lambda: self.account_version(customer_id), min_version, max_wait_s)
+        account = self.account(customer_id)
+        reached = account is not None and int(account["version"]) >= min_version
+        return account, reached
+
+    def statement(
+        self, customer_id: str, after: StatementCursor | None, limit: int
+    ) -> Page[StatementCursor] | None:
+        """Statement lines oldest first, `limit` per page; None if there is no such account."""
+        query = select(account_statement).where(account_statement.c.customer_id == customer_id)
+        if after is not None:
+            query = query.where(account_statement.c.version > after.version)
+        query = query.order_by(account_statement.c.version).limit(limit + 1)
+        # One transaction, as for an order and its lines: the lines belong to the row found.
+        with self.engine.connect() as conn, conn.begin():
+            if _account(conn, customer_id) is None:
+                return None
+            rows = list(conn.execute(query).mappings())
+        if len(rows) <= limit:
+            return Page(rows, None)
+        return Page(rows[:limit], StatementCursor(rows[limit - 1]["version"]))
 
     def product(self, product_id: str) -> RowMapping | None:
         """A product's sales row, or None if it was never ordered."""
@@ -153,6 +202,26 @@ class ReadViews:
         """How many parked events wait for an operator."""
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(parked_events)) or 0)
+
+
+def _wait_for_version(
+    version_of: Callable[[], int | None], min_version: int, max_wait_s: float
+) -> None:
+    """Poll with growing sleeps until version_of() reaches min_version or time runs out."""
+    deadline = time.monotonic() + max_wait_s
+    sleep_s = WAIT_FIRST_SLEEP_S
+    while True:
+        version = version_of()
+        remaining = deadline - time.monotonic()
+        if (version is not None and version >= min_version) or remaining <= 0:
+            return
+        time.sleep(min(sleep_s, remaining))
+        sleep_s = min(sleep_s * 2, WAIT_MAX_SLEEP_S)
+
+
+def _account(conn: Connection, customer_id: str) -> RowMapping | None:
+    query = select(accounts).where(accounts.c.customer_id == customer_id)
+    return conn.execute(query).mappings().first()
 
 
 def _order_detail(conn: Connection, order_id: str) -> OrderDetail | None:

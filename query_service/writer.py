@@ -43,7 +43,7 @@ class ParkedEvent:
     value: bytes | None = None
     headers: Sequence[tuple[str, bytes | None]] = ()
     event_id: str | None = None
-    order_id: str | None = None
+    stream_id: str | None = None  # an order id or account:<customer_id>
 
 
 def load_order(conn: Connection, order_id: str) -> OrderRow | None:
@@ -163,7 +163,7 @@ def park(conn: Connection, parked: ParkedEvent) -> bool:
             "kafka_partition": parked.partition,
             "kafka_offset": parked.offset,
             "event_id": parked.event_id,
-            "order_id": parked.order_id,
+            "order_id": parked.stream_id,
             "message_key": parked.key,
             "message_value": parked.value,
             "headers": [

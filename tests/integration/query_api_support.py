@@ -60,7 +60,9 @@ def status_of(order_id: str) -> str:
 
 
 def filled_read_model(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    log: OrderEventLog = LOG,
 ) -> Iterator[Engine]:
     """Body of a module fixture parametrized over sqlite/postgresql: the log, projected."""
     if request.param == "sqlite":
@@ -68,7 +70,7 @@ def filled_read_model(
     else:
         url = request.getfixturevalue("postgres_url")
     engine = new_read_model(url)
-    project_directly(engine, LOG.envelopes)
+    project_directly(engine, log.envelopes)
     yield engine
     if request.param == "postgresql":
         metadata.drop_all(engine)

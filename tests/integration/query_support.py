@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from command_service.domain import order as domain
 from command_service.event_codec import encode
 from query_service.applier import EventApplier
-from query_service.events import parse_event
+from query_service.events import account_stream, parse_event
 from query_service.projector import Projector, ProjectorOptions
 from query_service.projector_main import build_projector
 from query_service.read_model import VIEW_TABLES, create_read_model_engine, create_read_model_schema
@@ -34,13 +34,27 @@ T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 SOURCE = "urn:event-sourced-orders:command-service"
 
 
+@dataclass
+class AccountState:
+    """What the log builder remembers of an account to write its next events correctly."""
+
+    version: int = 0
+    balance_cents: int = 0
+    debits: dict[str, int] = field(default_factory=dict)
+    credited: set[str] = field(default_factory=set)
+
+
 class OrderEventLog:
-    """Builds the envelopes the command side would store, with the real decider and codec."""
+    """Builds the envelopes the command side would store, in one log: order events with the
+    real decider and codec, account events straight from the event contract (the command
+    side's account code is not what the read side builds against), balances kept right.
+    """
 
     def __init__(self, start: datetime = T0) -> None:
         self.envelopes: list[EventEnvelope] = []
         self.clock = start
         self._states: dict[str, domain.Order] = {}
+        self.accounts: dict[str, AccountState] = {}
 
     def place(
         self, order_id: str, customer_id: str, lines: Iterable[tuple[str, int, int]], **kw: Any
@@ -53,28 +67,111 @@ class OrderEventLog:
         return self._record(self._states[order_id], command, **kw)
 
     def cancel(self, order_id: str, reason: str | None = None, **kw: Any) -> EventEnvelope:
-        return self._record(self._states[order_id], domain.CancelOrder(order_id, reason), **kw)
+        """Cancel; a PAID order debited by `pay` is credited back in the same moment."""
+        before = self._states[order_id]
+        cancelled = self._record(before, domain.CancelOrder(order_id, reason), **kw)
+        account = self.accounts.get(before.customer_id)
+        if (
+            before.status is domain.OrderStatus.PAID
+            and account is not None
+            and order_id in account.debits
+            and order_id not in account.credited
+        ):
+            account.credited.add(order_id)
+            self._move_money(
+                before.customer_id, "AccountCredited", order_id, account.debits[order_id],
+                at=cancelled.occurred_at,
+            )  # fmt: skip
+        return cancelled
 
-    def stream(self, order_id: str) -> list[EventEnvelope]:
-        return [e for e in self.envelopes if e.stream_id == order_id]
+    def open_account(
+        self, customer_id: str, initial_deposit_cents: int = 0, **kw: Any
+    ) -> list[EventEnvelope]:
+        """AccountOpened, plus FundsDeposited for an initial deposit, in one moment."""
+        assert customer_id not in self.accounts, f"{customer_id} already has an account"
+        self.accounts[customer_id] = AccountState()
+        opened = self._record_account(customer_id, "AccountOpened", {}, **kw)
+        if not initial_deposit_cents:
+            return [opened]
+        return [opened, self.deposit(customer_id, initial_deposit_cents, at=opened.occurred_at)]
+
+    def deposit(
+        self, customer_id: str, amount_cents: int, deposit_id: str | None = None, **kw: Any
+    ) -> EventEnvelope:
+        assert amount_cents > 0
+        account = self.accounts[customer_id]
+        account.balance_cents += amount_cents
+        data = {
+            "amount_cents": amount_cents,
+            "balance_cents": account.balance_cents,
+            "deposit_id": deposit_id,
+        }
+        return self._record_account(customer_id, "FundsDeposited", data, **kw)
+
+    def pay(self, order_id: str, **kw: Any) -> tuple[EventEnvelope, EventEnvelope]:
+        """OrderStatusChanged(PAID) and the customer's AccountDebited, as one transaction."""
+        order = self._states[order_id]
+        account = self.accounts[order.customer_id]
+        assert order_id not in account.debits
+        assert account.balance_cents >= order.total_cents, f"{order.customer_id} cannot pay"
+        paid = self.change(order_id, "PAID", **kw)
+        account.debits[order_id] = order.total_cents
+        debited = self._move_money(
+            order.customer_id, "AccountDebited", order_id, -order.total_cents,
+            at=paid.occurred_at,
+        )  # fmt: skip
+        return paid, debited
+
+    def stream(self, stream_id: str) -> list[EventEnvelope]:
+        """The events of one order (by order id) or account (by account:<customer_id>)."""
+        return [e for e in self.envelopes if e.stream_id == stream_id]
+
+    def _move_money(
+        self, customer_id: str, event_type: str, order_id: str, signed_cents: int, **kw: Any
+    ) -> EventEnvelope:
+        account = self.accounts[customer_id]
+        account.balance_cents += signed_cents
+        data = {
+            "order_id": order_id,
+            "amount_cents": abs(signed_cents),
+            "balance_cents": account.balance_cents,
+        }
+        return self._record_account(customer_id, event_type, data, **kw)
+
+    def _record_account(
+        self, customer_id: str, event_type: str, data: dict[str, Any], **kw: Any
+    ) -> EventEnvelope:
+        account = self.accounts[customer_id]
+        account.version += 1
+        data = {"customer_id": customer_id, **data}
+        return self._append(account_stream(customer_id), account.version, event_type, data, **kw)
 
     def _record(
-        self,
-        state: domain.Order | None,
-        command: domain.Command,
-        at: datetime | None = None,
-        advance: timedelta = timedelta(seconds=1),
+        self, state: domain.Order | None, command: domain.Command, **kw: Any
     ) -> EventEnvelope:
         (event,) = domain.decide(state, command)
         self._states[command.order_id] = domain.evolve(state, event)
         event_type, schema_version, data = encode(event)
+        version = self._states[command.order_id].version
+        return self._append(command.order_id, version, event_type, data, schema_version, **kw)
+
+    def _append(
+        self,
+        stream_id: str,
+        version: int,
+        event_type: str,
+        data: dict[str, Any],
+        schema_version: int = 1,
+        at: datetime | None = None,
+        advance: timedelta = timedelta(seconds=1),
+    ) -> EventEnvelope:
         if at is None:
             self.clock += advance
         envelope = EventEnvelope(
             event_id=str(uuid.uuid4()),
             type=event_type,
-            stream_id=command.order_id,
-            version=self._states[command.order_id].version,
+            stream_id=stream_id,
+            version=version,
             position=len(self.envelopes) + 1,
             occurred_at=at or self.clock,
             schema_version=schema_version,
@@ -86,14 +183,24 @@ class OrderEventLog:
 
 
 def sample_log(orders: int = 12, customers: int = 3) -> OrderEventLog:
-    """A mixed log: every lifecycle path, repeated products, several customers."""
+    """A mixed log: every lifecycle path, repeated products, several customers. All customers
+    but the last have accounts: their orders are paid from them (and refunded when cancelled
+    after payment), and they deposit now and then; the last one's orders are paid without.
+    """
     log = OrderEventLog()
+    payers = {f"c-{n}" for n in range(customers - 1)}
+    for customer_id in sorted(payers):
+        # Enough for every order they place (each is at most 8.49).
+        log.open_account(customer_id, initial_deposit_cents=900 * (orders // customers + 1))
     for n in range(orders):
         order_id = f"o-{n:03d}"
+        customer_id = f"c-{n % customers}"
         lines = [(f"p-{n % 4}", 1 + n % 3, 150 + 25 * (n % 5)), ("p-gift", 1, 99)]
-        log.place(order_id, f"c-{n % customers}", lines)
+        log.place(order_id, customer_id, lines)
         path = n % 5
-        if path >= 1:
+        if path >= 1 and customer_id in payers:
+            log.pay(order_id)
+        elif path >= 1:
             log.change(order_id, "PAID")
         if path in (2, 3):
             log.change(order_id, "SHIPPED")
@@ -101,11 +208,15 @@ def sample_log(orders: int = 12, customers: int = 3) -> OrderEventLog:
             log.change(order_id, "DELIVERED")
         if path == 4:
             log.cancel(order_id, "out of stock")
+        if n % 7 == 3 and customer_id in payers:
+            log.deposit(customer_id, 500 + n, deposit_id=f"dep-{n}")
     return log
 
 
 class CommandApiStandIn:
-    """Serves GET /orders/{id}/events, GET /events and GET /readyz from a log, over real HTTP."""
+    """Serves GET /orders/{id}/events, GET /accounts/{id}/events, GET /events and GET /readyz
+    from a log, over real HTTP.
+    """
 
     def __init__(self, log: OrderEventLog, port: int | None = None) -> None:
         self.log = log
@@ -138,6 +249,17 @@ class CommandApiStandIn:
                 abort(404)
             return jsonify(
                 order_id=order_id, version=events[-1].version, events=[e.to_dict() for e in events]
+            )
+
+        @app.get("/accounts/<customer_id>/events")
+        def account_events(customer_id: str) -> Any:
+            events = self.log.stream(account_stream(customer_id))
+            if not events:
+                abort(404)
+            return jsonify(
+                customer_id=customer_id,
+                version=events[-1].version,
+                events=[e.to_dict() for e in events],
             )
 
         @app.get("/events")

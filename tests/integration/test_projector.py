@@ -1,5 +1,6 @@
 """The projector against a real Kafka broker and real SQLite files: rows, duplicates, parking,
-gap repair over HTTP, and a crash (SIGKILL) in the middle of the stream.
+gap repair over HTTP, order and account streams interleaved, and a crash (SIGKILL) in the
+middle of the stream.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from query_service.read_model import customer_summaries, parked_events, product_sales
+from query_service.read_model import (
+    account_statement,
+    accounts,
+    customer_summaries,
+    parked_events,
+    product_sales,
+)
 from query_service.views import ReadViews
 from query_service.writer import load_positions
 from shared.envelope import EventEnvelope
@@ -163,8 +170,8 @@ def test_an_event_whose_rows_the_database_rejects_is_parked_alone(
     assert "the read model rejected its rows" in parked["error"]
     assert (stats.applied, stats.parked) == (3, 1)
     customer = views.customer("c-1")
-    assert customer is not None
-    assert (customer["order_count"], customer["total_cents"]) == (1, 250)
+    assert customer is not None and customer.summary is not None
+    assert (customer.summary["order_count"], customer.summary["total_cents"]) == (1, 250)
 
 
 def test_a_gap_is_repaired_from_the_command_api_once_it_answers(
@@ -197,8 +204,9 @@ def test_a_gap_is_repaired_from_the_command_api_once_it_answers(
     assert views.history("o-1")[1]["event_id"] == log.envelopes[1].event_id
     assert views.order_version("o-1") == 3
     customer = views.customer("c-1")
-    assert customer is not None
-    assert (customer["placed_orders"], customer["paid_orders"], customer["shipped_orders"]) == (
+    assert customer is not None and customer.summary is not None
+    summary = customer.summary
+    assert (summary["placed_orders"], summary["paid_orders"], summary["shipped_orders"]) == (
         0,
         0,
         1,
@@ -226,6 +234,105 @@ def test_a_gap_the_command_api_cannot_fill_is_parked(
     with engine.connect() as conn:
         error = conn.scalar(select(parked_events.c.error))
     assert "version gap not repaired" in str(error)
+
+
+def test_interleaved_order_and_account_events_give_exact_balances_and_statements(
+    kafka_bootstrap: str, kafka_topic: str, tmp_path: Path
+) -> None:
+    log = OrderEventLog()
+    opened, _ = log.open_account("c-1", initial_deposit_cents=10_000)  # c-1 v1, v2
+    log.place("o-1", "c-1", [("apple", 2, 1250)])
+    log.open_account("c-2")
+    log.pay("o-1")  # o-1 v2 and c-1 v3 (-25.00), adjacent positions
+    withheld = log.deposit("c-1", 500, deposit_id="dep-2")  # c-1 v4: only the command API has it
+    log.place("o-2", "c-1", [("pear", 1, 3000)])
+    log.pay("o-2")  # c-1 v5 (-30.00)
+    log.deposit("c-2", 300, deposit_id="dep-c2")
+    log.cancel("o-1", "changed my mind")  # o-1 v3 and c-1 v6 (+25.00)
+    credit = log.envelopes[-1]
+    assert credit.type == "AccountCredited"
+    published = [e for e in log.envelopes if e is not withheld]
+    c1 = log.stream("account:c-1")
+    redelivered = [c1[2], credit]  # the relay re-publishing the debit and the credit
+    engine = new_read_model(f"sqlite:///{tmp_path / 'read.db'}")
+
+    with command_api_stand_in(log) as api:
+        settings = query_settings(str(engine.url), kafka_bootstrap, kafka_topic, api.url)
+        sent = produce(kafka_bootstrap, kafka_topic, published)
+        sent += produce(kafka_bootstrap, kafka_topic, redelivered)
+        with ProjectorThread(settings, engine) as running:
+            wait_consumed(engine, kafka_topic, sent)
+            stats = running.projector.stats
+            repairs = running.projector.applier.repairs
+
+    assert (stats.applied, stats.duplicates, stats.parked) == (len(published), 2, 0)
+    assert (repairs.gaps, repairs.repaired_events) == (1, 1)
+    with engine.connect() as conn:
+        rows = {r.customer_id: r for r in conn.execute(select(accounts))}
+        lines = list(
+            conn.execute(select(account_statement).order_by("customer_id", "version")).mappings()
+        )
+    # customer_id, balance, deposited, debited, credited, version, opened_at, updated_at
+    assert tuple(rows["c-1"]) == (
+        "c-1", 7500, 10_500, 5500, 2500, 6, opened.occurred_at, credit.occurred_at,
+    )  # fmt: skip
+    assert tuple(rows["c-2"])[:6] == ("c-2", 300, 300, 0, 0, 2)
+    assert [
+        (ln["customer_id"], ln["version"], ln["kind"], ln["amount_cents"], ln["balance_cents"],
+         ln["order_id"], ln["deposit_id"])
+        for ln in lines
+    ] == [
+        ("c-1", 2, "DEPOSIT", 10_000, 10_000, None, None),
+        ("c-1", 3, "DEBIT", -2500, 7500, "o-1", None),
+        ("c-1", 4, "DEPOSIT", 500, 8000, None, "dep-2"),
+        ("c-1", 5, "DEBIT", -3000, 5000, "o-2", None),
+        ("c-1", 6, "CREDIT", 2500, 7500, "o-1", None),
+        ("c-2", 2, "DEPOSIT", 300, 300, None, "dep-c2"),
+    ]  # fmt: skip
+    assert [ln["event_id"] for ln in lines[:5]] == [e.event_id for e in c1[1:]]
+    assert [ln["position"] for ln in lines[:5]] == [e.position for e in c1[1:]]
+    views = ReadViews(engine)
+    assert [views.order_version(o) for o in ("o-1", "o-2")] == [3, 2]
+    reference = new_read_model(f"sqlite:///{tmp_path / 'reference.db'}")
+    project_directly(reference, log.envelopes)
+    assert view_rows(engine) == view_rows(reference)
+
+
+def test_an_account_event_with_a_wrong_balance_is_parked_and_the_log_later_repairs_it(
+    kafka_bootstrap: str, kafka_topic: str, tmp_path: Path
+) -> None:
+    log = OrderEventLog()
+    log.open_account("c-1", initial_deposit_cents=1000)
+    log.place("o-1", "c-1", [("apple", 1, 400)])
+    _, debit = log.pay("o-1")
+    bad_debit = replace(debit, data={**debit.data, "balance_cents": 700})  # 10.00 - 4.00 is 6.00
+    later = log.deposit("c-1", 100)
+    account_events = [e for e in log.envelopes if e.stream_id == "account:c-1"]
+    engine = new_read_model(f"sqlite:///{tmp_path / 'read.db'}")
+
+    with command_api_stand_in(log) as api:
+        settings = query_settings(str(engine.url), kafka_bootstrap, kafka_topic, api.url)
+        sent = produce(kafka_bootstrap, kafka_topic, [*account_events[:2], bad_debit])
+        with ProjectorThread(settings, engine) as running:
+            wait_consumed(engine, kafka_topic, sent)
+            views = ReadViews(engine)
+            kept = views.account("c-1")
+            assert kept is not None
+            assert (kept["balance_cents"], kept["version"]) == (1000, 2)
+            # The next event finds a gap; the log's own (right) debit fills it.
+            sent += produce(kafka_bootstrap, kafka_topic, [later])
+            wait_consumed(engine, kafka_topic, sent)
+            stats = running.projector.stats
+
+    assert (stats.applied, stats.parked) == (3, 1)
+    with engine.connect() as conn:
+        (parked,) = conn.execute(select(parked_events)).mappings()
+    assert parked["message_key"] == b"account:c-1"
+    assert parked["order_id"] == "account:c-1"  # the column holds the stream id
+    assert "states balance 7.00, but account c-1 holds 10.00" in parked["error"]
+    account = views.account("c-1")
+    assert account is not None
+    assert (account["balance_cents"], account["debited_cents"], account["version"]) == (700, 400, 4)
 
 
 def test_a_killed_projector_restarts_where_the_read_model_says_and_counts_nothing_twice(

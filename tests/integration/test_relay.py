@@ -153,6 +153,9 @@ class Orders:
     def __init__(self, api: HttpService) -> None:
         self.base_url = api.base_url
         self.session = requests.Session()
+        # c-1 pays for every order; opening again with the same request is a safe retry.
+        account = {"customer_id": "c-1", "initial_deposit": "1000000.00"}
+        self._call("post", "/accounts", 201, json=account)
 
     def place(self, order_id: str, correlation_id: str | None = None) -> dict[str, Any]:
         headers = {"X-Correlation-ID": correlation_id} if correlation_id else {}
@@ -258,7 +261,10 @@ def test_commands_reach_kafka_in_stream_order(
     acked_at = run_commands_in_threads(command_api, orders=30, threads=4)
 
     log = whole_log(event_log)
-    assert len(log) == len(acked_at) == 100
+    order_events = [e for e in log if not e.stream_id.startswith("account:")]
+    assert len(order_events) == len(acked_at) == 100
+    # Plus the account's opening (2 events) and one debit per paid order (20), same topic.
+    assert len(log) == 100 + 2 + 20
     records = topic_reader.wait_for(log)
     assert assert_streams_in_order(records, log) == 0
     by_id = {e.event_id: e for e in log}
@@ -297,9 +303,19 @@ def test_messages_are_cloudevents_in_binary_mode(
     orders.cancel("ce-1")
 
     log = whole_log(event_log)
-    records = topic_reader.wait_for(log)
+    all_records = topic_reader.wait_for(log)
+    # The account's events (opening, the debit, the refund) share the topic under their key.
+    account_records = [r for r in all_records if r.key == "account:c-1"]
+    assert [r.envelope.type for r in account_records] == [
+        "AccountOpened",
+        "FundsDeposited",
+        "AccountDebited",
+        "AccountCredited",
+    ]
+    records = [r for r in all_records if r.key == "ce-1"]
     assert len(records) == 3
-    for record, stored in zip(records, log, strict=True):
+    order_log = [e for e in log if e.stream_id == "ce-1"]
+    for record, stored in zip(records, order_log, strict=True):
         message = KafkaMessage(headers=record.headers, key=record.key.encode(), value=record.value)
         event = from_binary(message, JSONFormat())
         assert event.get_specversion() == "1.0"
@@ -381,7 +397,7 @@ def test_commands_succeed_while_the_broker_is_down(
             local_kafka.start()
 
     log = whole_log(event_log)
-    assert len(log) == 45
+    assert len(log) == 45 + 2 + 20  # orders, the account's opening, one debit per payment
     records = topic_reader.wait_for(log, timeout=90)
     assert_streams_in_order(records, log)
 

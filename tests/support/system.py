@@ -18,7 +18,7 @@ import requests
 from sqlalchemy import select
 
 from command_service.event_store import EventStore
-from query_service.read_model import create_read_model_engine, orders
+from query_service.read_model import accounts, create_read_model_engine, orders
 from shared.db import create_database_engine
 from shared.envelope import EventEnvelope
 from tests.support.processes import HttpService, ServiceProcess, ServiceRunner, wait_until
@@ -26,6 +26,8 @@ from tests.support.processes import HttpService, ServiceProcess, ServiceRunner, 
 PRODUCTS = tuple(f"p-{n:02d}" for n in range(12))
 CUSTOMERS = tuple(f"c-{n:02d}" for n in range(15))
 STATUSES = ("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")
+ACCOUNT_STREAM_PREFIX = "account:"
+OPENING_DEPOSIT = "500000.00"  # enough for every order a workload gives a customer
 
 # The lifecycle each order of a workload goes through after being placed: every allowed path.
 PATHS: tuple[tuple[str, ...], ...] = (
@@ -122,19 +124,23 @@ class OrderSystem:
             engine.dispose()
 
     def projected_versions(self) -> dict[str, int]:
-        """Order id -> version as the read model has it (cheap to poll)."""
+        """Stream id (order id, or account:<customer>) -> version in the read model."""
         engine = create_read_model_engine(self.read_model_url)
         try:
             with engine.connect() as conn:
                 rows = conn.execute(select(orders.c.order_id, orders.c.version))
-                return {row.order_id: row.version for row in rows}
+                versions = {row.order_id: row.version for row in rows}
+                rows = conn.execute(select(accounts.c.customer_id, accounts.c.version))
+                versions |= {ACCOUNT_STREAM_PREFIX + row.customer_id: row.version for row in rows}
+                return versions
         finally:
             engine.dispose()
 
     def wait_converged(self, timeout: float = 120) -> ExpectedViews:
-        """Wait until the read model holds every order of the log at its last version."""
+        """Wait until the read model holds every order and account at its last version."""
         expected = ExpectedViews.fold(self.event_log())
         want = {order_id: order.version for order_id, order in expected.orders.items()}
+        want |= {ACCOUNT_STREAM_PREFIX + c: a.version for c, a in expected.accounts.items()}
 
         def caught_up() -> bool:
             return self.projected_versions() == want
@@ -143,7 +149,7 @@ class OrderSystem:
             got = self.projected_versions()
             wrong = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
             return (
-                f"{len(wrong)} of {len(want)} orders not projected as (read model, log): "
+                f"{len(wrong)} of {len(want)} streams not projected as (read model, log): "
                 f"{dict(list(wrong.items())[:5])}; extra: {set(got) - set(want)}"
             )
 
@@ -166,19 +172,61 @@ class ExpectedOrder:
 
 
 @dataclass
+class ExpectedAccount:
+    """An account as its events say it is, with its statement lines."""
+
+    version: int = 0
+    balance_cents: int = 0
+    deposited_cents: int = 0
+    debited_cents: int = 0
+    credited_cents: int = 0
+    # (version, kind, signed amount, balance after, order id)
+    statement: list[tuple[int, str, int, int, str | None]] = field(default_factory=list)
+
+    def apply(self, envelope: EventEnvelope) -> None:
+        """Fold one event, checking the log's own arithmetic as it goes."""
+        assert envelope.version == self.version + 1, f"log gap or repeat: {envelope}"
+        self.version = envelope.version
+        data = envelope.data
+        if envelope.type == "AccountOpened":
+            return
+        amount = data["amount_cents"]
+        if envelope.type == "FundsDeposited":
+            kind, signed = "DEPOSIT", amount
+            self.deposited_cents += amount
+        elif envelope.type == "AccountDebited":
+            kind, signed = "DEBIT", -amount
+            self.debited_cents += amount
+        else:
+            kind, signed = "CREDIT", amount
+            self.credited_cents += amount
+        self.balance_cents += signed
+        assert self.balance_cents >= 0, f"negative balance in the log: {envelope}"
+        assert data["balance_cents"] == self.balance_cents, f"balance mismatch: {envelope}"
+        self.statement.append(
+            (self.version, kind, signed, self.balance_cents, data.get("order_id"))
+        )
+
+
+@dataclass
 class ExpectedViews:
     """What each query view must show, computed from the event log alone."""
 
     orders: dict[str, ExpectedOrder]
     customers: dict[str, dict[str, Any]]
     products: dict[str, dict[str, int]]
+    accounts: dict[str, ExpectedAccount] = field(default_factory=dict)
 
     @classmethod
     def fold(cls, envelopes: Iterable[EventEnvelope]) -> ExpectedViews:
-        """Fold the log; also checks the log itself: versions 1..n per order, no repeats."""
+        """Fold the log; also checks the log itself: versions 1..n per stream, no repeats."""
         result: dict[str, ExpectedOrder] = {}
+        accounts: dict[str, ExpectedAccount] = {}
         for envelope in envelopes:
             data = envelope.data
+            if envelope.stream_id.startswith(ACCOUNT_STREAM_PREFIX):
+                accounts.setdefault(data["customer_id"], ExpectedAccount()).apply(envelope)
+                continue
             if envelope.type == "OrderPlaced":
                 assert envelope.stream_id not in result, f"placed twice: {envelope.stream_id}"
                 order = result[envelope.stream_id] = ExpectedOrder(
@@ -218,7 +266,16 @@ class ExpectedViews:
                     sales["units_sold"] += sum(line["quantity"] for line in mine)
                     sales["amount_cents"] += sum(line["amount_cents"] for line in mine)
                     sales["order_count"] += 1
-        return cls(result, dict(customers), dict(products))
+        for customer_id, account in accounts.items():
+            # Every debit pays a live order; every credit refunds a cancelled one, once.
+            debited = {line[4] for line in account.statement if line[1] == "DEBIT"}
+            credited = [line[4] for line in account.statement if line[1] == "CREDIT"]
+            assert len(credited) == len(set(credited)) and set(credited) <= debited
+            for order_id in debited:
+                assert order_id is not None and result[order_id].customer_id == customer_id
+                refunded = order_id in credited
+                assert refunded == (result[order_id].status == "CANCELLED"), order_id
+        return cls(result, dict(customers), dict(products), accounts)
 
 
 def assert_views_match(query_url: str, expected: ExpectedViews) -> None:
@@ -269,10 +326,51 @@ def assert_views_match(query_url: str, expected: ExpectedViews) -> None:
         k: v["amount_cents"] for k, v in expected.products.items()
     }
 
+    for customer_id, account in expected.accounts.items():
+        body = get(f"/accounts/{customer_id}")
+        got_account = {k: body[k] for k in ("version", "balance_cents", "deposited_cents")}
+        got_account |= {k: body[k] for k in ("debited_cents", "credited_cents")}
+        assert got_account == {
+            "version": account.version,
+            "balance_cents": account.balance_cents,
+            "deposited_cents": account.deposited_cents,
+            "debited_cents": account.debited_cents,
+            "credited_cents": account.credited_cents,
+        }, f"account of {customer_id}"
+        lines = _walk_statement(session, f"{query_url}/accounts/{customer_id}/statement?limit=9")
+        assert lines == account.statement, f"statement of {customer_id}"
+        if customer_id in expected.customers:
+            shown = get(f"/customers/{customer_id}")["account"]
+            assert shown["balance_cents"] == account.balance_cents
+
     for status in STATUSES:
         listed = _walk(session, f"{query_url}/orders?status={status}&limit=500")
         want_ids = [oid for oid, o in expected.orders.items() if o.status == status]
         assert sorted(listed) == sorted(want_ids), f"orders listed as {status}"
+
+
+def _walk_statement(
+    session: requests.Session, url: str
+) -> list[tuple[int, str, int, int, str | None]]:
+    """Every statement line, following Link rel=next, as ExpectedAccount.statement has them."""
+    lines = []
+    next_url: str | None = url
+    while next_url:
+        response = session.get(next_url, timeout=10)
+        assert response.status_code == 200, response.text
+        for line in response.json()["lines"]:
+            lines.append(
+                (
+                    line["version"],
+                    line["kind"],
+                    line["amount_cents"],
+                    line["balance_cents"],
+                    line["order_id"],
+                )
+            )
+        link = response.headers.get("Link")
+        next_url = link[1 : link.index(">")] if link else None
+    return lines
 
 
 def _walk(session: requests.Session, url: str) -> list[str]:
@@ -291,9 +389,9 @@ def _walk(session: requests.Session, url: str) -> list[str]:
 
 @dataclass
 class Acknowledged:
-    """A command the command API answered with 2xx: it must show up, whatever happens next."""
+    """A stream version the command API acknowledged (2xx): it must show up, whatever happens."""
 
-    order_id: str
+    stream_id: str
     version: int
     kind: str
 
@@ -309,6 +407,7 @@ class Workload:
 
     def __init__(self, command_url: Callable[[], str], orders: int, seed: int = 7) -> None:
         self.command_url = command_url
+        self.customers = CUSTOMERS
         self.rng = random.Random(seed)
         self.plans = [self._plan(n) for n in range(orders)]
         self.acknowledged: list[Acknowledged] = []
@@ -335,7 +434,13 @@ class Workload:
         return order_id, body, PATHS[n % len(PATHS)]
 
     def run(self, threads: int, deadline_s: float = 300) -> None:
-        """Drive every planned order through its path; return when all are done."""
+        """Open the customers' accounts, then drive every planned order through its path."""
+        deadline = time.monotonic() + deadline_s
+        session = requests.Session()
+        for customer_id in self.customers:
+            body = {"customer_id": customer_id, "initial_deposit": OPENING_DEPOSIT}
+            opened = self._send(session, deadline, "POST", "/accounts", body, {201})
+            self._ack(ACCOUNT_STREAM_PREFIX + customer_id, opened.json()["version"], "open")
         workers = [
             threading.Thread(target=self._worker, args=(time.monotonic() + deadline_s,))
             for _ in range(threads)
@@ -386,6 +491,13 @@ class Workload:
     ) -> None:
         placed = self._send(session, deadline, "POST", "/orders", body, {201})
         self._ack(order_id, placed.json()["version"], "place")
+        if int(order_id.split("-")[1]) % 4 == 0:
+            # A deposit now and then, retry-safe through its deposit_id.
+            customer_id = body["customer_id"]
+            deposit = {"amount": "12.34", "deposit_id": f"dep-{order_id}"}
+            path_ = f"/accounts/{customer_id}/deposits"
+            done = self._send(session, deadline, "POST", path_, deposit, {200})
+            self._ack(ACCOUNT_STREAM_PREFIX + customer_id, done.json()["version"], "deposit")
         for step in path:
             if step == "CANCEL":
                 response = self._send(
@@ -403,11 +515,15 @@ class Workload:
                     step,
                 )
             if response is not None:
-                self._ack(order_id, response.json()["version"], step)
+                answer = response.json()
+                self._ack(order_id, answer["version"], step)
+                if "account" in answer:
+                    stream_id = ACCOUNT_STREAM_PREFIX + answer["account"]["customer_id"]
+                    self._ack(stream_id, answer["account"]["version"], step)
 
-    def _ack(self, order_id: str, version: int, kind: str) -> None:
+    def _ack(self, stream_id: str, version: int, kind: str) -> None:
         with self._lock:
-            self.acknowledged.append(Acknowledged(order_id, version, kind))
+            self.acknowledged.append(Acknowledged(stream_id, version, kind))
 
     def _send(
         self,
@@ -458,7 +574,24 @@ def assert_acknowledged_present(
     in_log = {(e.stream_id, e.version) for e in log}
     checked = 0
     for ack in acknowledged:
-        assert (ack.order_id, ack.version) in in_log, f"acknowledged but not in the log: {ack}"
-        assert projected.get(ack.order_id, 0) >= ack.version, f"acknowledged, not projected: {ack}"
+        assert (ack.stream_id, ack.version) in in_log, f"acknowledged but not in the log: {ack}"
+        assert projected.get(ack.stream_id, 0) >= ack.version, f"acknowledged, not projected: {ack}"
         checked += 1
     return checked
+
+
+def pay_in_lockstep(
+    command_url: str, order_ids: list[str], barrier: Any, results: Any, name: str
+) -> None:
+    """Run in a child process: pay each order at the same moment as the other process does.
+
+    Puts (name, order_id, status, problem type or None) on `results` for every attempt.
+    """
+    session = requests.Session()
+    for order_id in order_ids:
+        barrier.wait(60)
+        response = session.post(
+            f"{command_url}/orders/{order_id}/status", json={"status": "PAID"}, timeout=30
+        )
+        problem = response.json().get("type") if response.status_code >= 400 else None
+        results.put((name, order_id, response.status_code, problem))

@@ -1,0 +1,90 @@
+"""Money end to end: two command API processes race to spend one balance; the log and the
+read side agree that it was spent once, and statements match the log after mixed load.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+import requests
+
+from tests.support.system import (
+    OrderSystem,
+    Workload,
+    assert_views_match,
+    pay_in_lockstep,
+)
+
+pytestmark = pytest.mark.kafka
+
+CUSTOMERS = 15
+
+
+def test_two_processes_paying_two_orders_with_funds_for_one_spend_it_once(
+    system: OrderSystem,
+) -> None:
+    # A second, independent command API on the same event log: two server processes writing.
+    second_api = system.runner.command_api(name="command-api-2")
+    first_url, second_url = system.command_api.base_url, second_api.base_url
+    session = requests.Session()
+    pairs: list[tuple[str, str]] = []
+    for n in range(CUSTOMERS):
+        customer_id = f"race-{n}"
+        opened = session.post(
+            f"{first_url}/accounts", json={"customer_id": customer_id, "initial_deposit": "100.00"}
+        )
+        assert opened.status_code == 201, opened.text
+        pair = []
+        for side in ("a", "b"):
+            line = {"product_id": "p-race", "quantity": 3, "unit_price": "20.00"}  # 60.00
+            body = {"order_id": f"{customer_id}-{side}", "customer_id": customer_id}
+            placed = session.post(f"{first_url}/orders", json={**body, "lines": [line]})
+            assert placed.status_code == 201, placed.text
+            pair.append(body["order_id"])
+        pairs.append((pair[0], pair[1]))
+
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    results = context.Queue()
+    payers = [
+        context.Process(
+            target=pay_in_lockstep,
+            args=(url, [pair[i] for pair in pairs], barrier, results, f"payer-{i}"),
+        )
+        for i, url in enumerate((first_url, second_url))
+    ]
+    for payer in payers:
+        payer.start()
+    outcomes = [results.get(timeout=120) for _ in range(2 * CUSTOMERS)]
+    for payer in payers:
+        payer.join(30)
+        assert payer.exitcode == 0
+
+    by_order = {order_id: (status, problem) for _, order_id, status, problem in outcomes}
+    for a, b in pairs:
+        statuses = sorted([by_order[a][0], by_order[b][0]])
+        assert statuses == [200, 409], f"{a}, {b}: {by_order[a]}, {by_order[b]}"
+        loser = a if by_order[a][0] == 409 else b
+        assert by_order[loser][1].endswith(":insufficient-funds")
+
+    # The log: one debit per customer, balance 40.00 (ExpectedViews.fold also checks that no
+    # balance ever went below zero and that each movement states the right balance).
+    expected = system.wait_converged()
+    for n in range(CUSTOMERS):
+        account = expected.accounts[f"race-{n}"]
+        assert [line[1] for line in account.statement] == ["DEPOSIT", "DEBIT"]
+        assert account.balance_cents == 4000
+    # The read side agrees, view by view.
+    assert_views_match(system.query_api.base_url, expected)
+
+
+def test_statements_and_balances_match_the_log_after_mixed_load(system: OrderSystem) -> None:
+    workload = Workload(lambda: system.command_api.base_url, orders=240, seed=31)
+    workload.run(threads=8)
+
+    expected = system.wait_converged()
+    movements = [line[1] for a in expected.accounts.values() for line in a.statement]
+    # Every kind of movement happened: deposits, debits for payments, credits for refunds.
+    assert {"DEPOSIT", "DEBIT", "CREDIT"} <= set(movements)
+    assert_views_match(system.query_api.base_url, expected)
