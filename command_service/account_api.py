@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app, jsonify, url_for
 from command_service.account_service import AccountResult, AccountService
 from command_service.api import as_of_from_query, command_context
 from command_service.domain import account as domain
+from command_service.idempotency import idempotent
 from command_service.json_body import read_json_body
 from command_service.schemas import DepositSchema, OpenAccountSchema, load_or_raise
 from shared.money import format_cents
@@ -35,20 +36,29 @@ def _result_response(result: AccountResult, status: int) -> Response:
 
 
 @accounts.post("/accounts")
+@idempotent
 def open_account() -> Response:
     payload = load_or_raise(OpenAccountSchema(), read_json_body())
     command = domain.OpenAccount(payload["customer_id"], payload.get("initial_deposit_cents", 0))
-    result = _service().open_account(command, command_context())
+    return _opened_response(_service().open_account(command, command_context(_opened_response)))
+
+
+def _opened_response(result: AccountResult) -> Response:
     response = _result_response(result, 201)
     response.headers["Location"] = url_for("accounts.get_account", customer_id=result.customer_id)
     return response
 
 
 @accounts.post("/accounts/<customer_id>/deposits")
+@idempotent
 def deposit(customer_id: str) -> Response:
     payload = load_or_raise(DepositSchema(), read_json_body())
     command = domain.DepositFunds(customer_id, payload["amount_cents"], payload.get("deposit_id"))
-    return _result_response(_service().deposit(command, command_context()), 200)
+    return _deposited_response(_service().deposit(command, command_context(_deposited_response)))
+
+
+def _deposited_response(result: AccountResult) -> Response:
+    return _result_response(result, 200)
 
 
 @accounts.get("/accounts/<customer_id>")

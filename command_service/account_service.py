@@ -62,11 +62,17 @@ class AccountService:
             if stored:
                 return _replayed_opening(stored, command, fingerprint)
             events = domain.decide(None, command)
+
+            def opened(appended: list[EventEnvelope]) -> AccountResult:
+                return _result(command.customer_id, appended, command.initial_deposit_cents)
+
             try:
-                appended = self.store.append(stream_id, 0, new_events(events, ctx, fingerprint))
+                appended = self.store.append(
+                    stream_id, 0, new_events(events, ctx, fingerprint), ctx.append_hook(opened)
+                )
             except ConcurrencyError:
                 continue  # opened meanwhile: compare with that opening on the next pass
-            return _result(command.customer_id, appended, command.initial_deposit_cents)
+            return opened(appended)
         raise AccountContention(command.customer_id, self.retry_attempts)
 
     def deposit(self, command: domain.DepositFunds, ctx: CommandContext) -> AccountResult:
@@ -79,15 +85,20 @@ class AccountService:
             if domain.deposit_replayed(state, command):
                 return _replayed_deposit(self.store.load_stream(stream_id), command)
             events = domain.decide(state, command)
+            balance = state.balance_cents + command.amount_cents
+
+            def deposited(appended: list[EventEnvelope], balance: int = balance) -> AccountResult:
+                return _result(command.customer_id, appended, balance)
+
             try:
-                appended = self.store.append(stream_id, state.version, new_events(events, ctx))
+                appended = self.store.append(
+                    stream_id, state.version, new_events(events, ctx), ctx.append_hook(deposited)
+                )
             except ConcurrencyError:
                 continue
-            self.accounts.appended(
-                stream_id, state.version, functools.reduce(domain.evolve, events, state)
-            )
-            balance = state.balance_cents + command.amount_cents
-            return _result(command.customer_id, appended, balance)
+            moved = functools.reduce(domain.evolve, events, state)
+            self.accounts.appended(stream_id, state.version, moved)
+            return deposited(appended)
         raise AccountContention(command.customer_id, self.retry_attempts)
 
     def account_state(self, customer_id: str, as_of: AsOf | None = None) -> domain.Account:

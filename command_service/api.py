@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from command_service.application import CommandContext, CommandResult, OrderServ
 from command_service.as_of import AsOf
 from command_service.domain import order as domain
 from command_service.domain.order import price_to_cents
+from command_service.idempotency import idempotent, recorder_for
 from command_service.json_body import read_json_body
 from command_service.schemas import (
     CancelOrderSchema,
@@ -33,9 +35,11 @@ def _service() -> OrderService:
     return service
 
 
-def command_context() -> CommandContext:
-    """The context of the command this request carries (its correlation id)."""
-    return CommandContext(correlation_id=current_correlation_id())
+def command_context(render: Callable[[Any], Response] | None = None) -> CommandContext:
+    """The command's context: its correlation id, and (with an Idempotency-Key) a recorder
+    that stores the response `render` makes of the result, with the command's events."""
+    recorder = recorder_for(render) if render is not None else None
+    return CommandContext(correlation_id=current_correlation_id(), recorder=recorder)
 
 
 def _result_response(result: CommandResult, status: int) -> Response:
@@ -65,6 +69,7 @@ def _result_response(result: CommandResult, status: int) -> Response:
 
 
 @orders.post("/orders")
+@idempotent
 def place_order() -> Response:
     payload = load_or_raise(PlaceOrderSchema(), read_json_body())
     command = domain.PlaceOrder(
@@ -79,26 +84,37 @@ def place_order() -> Response:
             for i, line in enumerate(payload["lines"])
         ),
     )
-    result = _service().place_order(command, command_context())
+    return _placed_response(_service().place_order(command, command_context(_placed_response)))
+
+
+def _placed_response(result: CommandResult) -> Response:
     response = _result_response(result, 201)
     response.headers["Location"] = url_for("orders.get_order", order_id=result.order_id)
     return response
 
 
 @orders.post("/orders/<order_id>/status")
+@idempotent
 def change_status(order_id: str) -> Response:
     payload = load_or_raise(ChangeStatusSchema(), read_json_body())
     expected = _expected_version(payload.get("expected_version"))
     command = domain.ChangeOrderStatus(order_id, domain.OrderStatus(payload["status"]))
-    return _result_response(_service().change_status(command, expected, command_context()), 200)
+    result = _service().change_status(command, expected, command_context(_ok_response))
+    return _ok_response(result)
 
 
 @orders.delete("/orders/<order_id>")
+@idempotent
 def cancel_order(order_id: str) -> Response:
     payload = load_or_raise(CancelOrderSchema(), read_json_body(required=False))
     expected = _expected_version(payload.get("expected_version"))
     command = domain.CancelOrder(order_id, payload.get("reason"))
-    return _result_response(_service().cancel_order(command, expected, command_context()), 200)
+    result = _service().cancel_order(command, expected, command_context(_ok_response))
+    return _ok_response(result)
+
+
+def _ok_response(result: CommandResult) -> Response:
+    return _result_response(result, 200)
 
 
 @orders.get("/orders/<order_id>")

@@ -9,6 +9,7 @@ from command_service.account_service import AccountService
 from command_service.api import orders
 from command_service.application import OrderService
 from command_service.event_store import EventStore, EventStoreUnavailable
+from command_service.idempotency import IdempotencyKeys
 from command_service.problems import register_command_problems
 from shared.config import Settings
 from shared.correlation import install_correlation_ids
@@ -32,6 +33,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["order_service"] = OrderService(store, retries, every)
     app.extensions["account_service"] = AccountService(store, retries, every)
     app.extensions["event_store"] = store
+    keys = IdempotencyKeys(engine, settings.idempotency_key_ttl_seconds)
+    keys.create_schema()
+    app.extensions["idempotency_keys"] = keys
 
     install_correlation_ids(app)
     register_problem_handlers(app)

@@ -9,9 +9,11 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
 
 from command_service.as_of import AsOf, state_events
 from command_service.domain import account as account_domain
@@ -19,10 +21,26 @@ from command_service.domain import order as domain
 from command_service.domain import payments
 from command_service.domain.errors import DomainError, OrderAlreadyExists, OrderNotFound
 from command_service.event_codec import decode, encode
-from command_service.event_store import ConcurrencyError, EventStore, NewEvent, StreamAppend
+from command_service.event_store import (
+    AppendHook,
+    ConcurrencyError,
+    EventStore,
+    NewEvent,
+    StreamAppend,
+)
 from command_service.snapshots import SnapshottingLoader
 from command_service.state_codecs import ACCOUNT_STATE, ORDER_STATE
 from shared.envelope import EventEnvelope
+
+
+class ResultRecorder(Protocol):
+    """Records a command's result in the same transaction as its events (idempotency keys)."""
+
+    def before(self, conn: Connection) -> None:
+        """Under the write lock, before anything is written; raise to write nothing."""
+
+    def record(self, conn: Connection, result: Any) -> None:
+        """With the events, before the commit."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,25 @@ class CommandContext:
 
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     command_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    recorder: ResultRecorder | None = None
+
+    def append_hook(self, make_result: Callable[[list[EventEnvelope]], Any]) -> AppendHook | None:
+        """The hook that records this command's result with its events, if one is wanted."""
+        if self.recorder is None:
+            return None
+        return _RecordingHook(self.recorder, make_result)
+
+
+@dataclass(frozen=True)
+class _RecordingHook:
+    recorder: ResultRecorder
+    make_result: Callable[[list[EventEnvelope]], Any]
+
+    def before(self, conn: Connection) -> None:
+        self.recorder.before(conn)
+
+    def after(self, conn: Connection, appended: list[EventEnvelope]) -> None:
+        self.recorder.record(conn, self.make_result(appended))
 
 
 @dataclass(frozen=True)
@@ -92,13 +129,20 @@ class OrderService:
             if stored:
                 return self._replayed_placement(command.order_id, stored, fingerprint)
             events = domain.decide(None, command)
+
+            def placed(appended: list[EventEnvelope]) -> CommandResult:
+                return _result(command.order_id, appended, domain.OrderStatus.PLACED)
+
             try:
                 appended = self.store.append(
-                    command.order_id, 0, self._new_events(events, ctx, fingerprint)
+                    command.order_id,
+                    0,
+                    self._new_events(events, ctx, fingerprint),
+                    ctx.append_hook(placed),
                 )
             except ConcurrencyError:
                 continue  # someone placed this id meanwhile: compare with theirs on the next pass
-            return _result(command.order_id, appended, domain.OrderStatus.PLACED)
+            return placed(appended)
         raise VersionConflict(
             command.order_id, 0, self.store.stream_version(command.order_id), "UNKNOWN"
         )
@@ -178,8 +222,18 @@ class OrderService:
                         self._new_events(decision.account_events, ctx),
                     )
                 )
+            final = functools.reduce(domain.evolve, decision.order_events, state)
+
+            def outcome(
+                appended: list[EventEnvelope],
+                status: str = final.status,
+                decision: payments.Decision = decision,
+            ) -> CommandResult:
+                movement = _movement(decision, appended)
+                return _result(command.order_id, appended, status, movement)
+
             try:
-                appended = self.store.append_streams(appends)
+                appended = self.store.append_streams(appends, ctx.append_hook(outcome))
             except ConcurrencyError as clash:
                 if expected_version is not None and clash.stream_id == command.order_id:
                     latest = self._load(command.order_id)
@@ -188,13 +242,12 @@ class OrderService:
                         command.order_id, expected_version, latest.version, latest.status
                     ) from None
                 continue
-            final = functools.reduce(domain.evolve, decision.order_events, state)
             self.orders.appended(command.order_id, state.version, final)
             if account is not None and decision.account_events:
                 moved = functools.reduce(account_domain.evolve, decision.account_events, account)
                 stream = account_domain.account_stream(state.customer_id)
                 self.accounts.appended(stream, account.version, moved)
-            return _result(command.order_id, appended, final.status, _movement(decision, appended))
+            return outcome(appended)
         latest = self._load(command.order_id)
         assert latest is not None
         raise VersionConflict(command.order_id, None, latest.version, latest.status)

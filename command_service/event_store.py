@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -73,6 +73,16 @@ snapshots_table = Table(
 )
 
 
+class AppendHook(Protocol):
+    """Work done inside an append's transaction (see EventStore.append_streams)."""
+
+    def before(self, conn: Connection) -> None:
+        """Runs first, under the write lock; raise to append nothing."""
+
+    def after(self, conn: Connection, appended: list[EventEnvelope]) -> None:
+        """Runs after the events are inserted, before the commit; raise to roll back."""
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """An aggregate's state as of a stream version, in a named serialization format."""
@@ -132,21 +142,35 @@ class EventStore:
         create_tables(self.engine, metadata)
 
     def append(
-        self, stream_id: str, expected_version: int, events: Sequence[NewEvent]
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        hook: AppendHook | None = None,
     ) -> list[EventEnvelope]:
         """Append events to one stream atomically if it is at `expected_version`."""
-        return self.append_streams([StreamAppend(stream_id, expected_version, events)])
+        return self.append_streams([StreamAppend(stream_id, expected_version, events)], hook)
 
-    def append_streams(self, appends: Sequence[StreamAppend]) -> list[EventEnvelope]:
-        """Append to several streams in one transaction: all events are written, or none."""
+    def append_streams(
+        self, appends: Sequence[StreamAppend], hook: AppendHook | None = None
+    ) -> list[EventEnvelope]:
+        """Append to several streams in one transaction: all events are written, or none.
+
+        `hook` runs inside that transaction, under the write lock: before the version checks
+        and after the insert (to record something that must commit with the events or not).
+        """
         if not any(a.events for a in appends):
             return []
         recorded_at = datetime.now(UTC)
         try:
             with write_transaction(self.engine) as conn:
                 self._lock_for_append(conn)
+                if hook is not None:
+                    hook.before(conn)
                 rows = self._build_rows(conn, appends, recorded_at)
                 conn.execute(insert(events_table), rows)
+                if hook is not None:
+                    hook.after(conn, [_row_to_envelope(row) for row in rows])
         except IntegrityError as exc:
             # The version check above runs under the write lock, so this is a backstop for
             # backends where another writer slipped in; report it as the conflict it is.

@@ -31,6 +31,7 @@ class Settings:
     command_max_body_bytes: int
     command_retry_attempts: int
     snapshot_every: int
+    idempotency_key_ttl_seconds: int
     kafka_bootstrap_servers: str
     kafka_topic: str
     kafka_topic_partitions: int
@@ -69,6 +70,9 @@ class Settings:
             command_max_body_bytes=_int(env, "COMMAND_MAX_BODY_BYTES", 64 * 1024, 1024, 2**24),
             command_retry_attempts=_int(env, "COMMAND_RETRY_ATTEMPTS", 5, 1, 100),
             snapshot_every=_int(env, "SNAPSHOT_EVERY", 100, 0, 1_000_000),
+            idempotency_key_ttl_seconds=_int(
+                env, "IDEMPOTENCY_KEY_TTL_SECONDS", 86_400, 1, 30 * 86_400
+            ),
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             kafka_topic=env.get("KAFKA_TOPIC", "orders.events"),
             kafka_topic_partitions=_int(env, "KAFKA_TOPIC_PARTITIONS", 3, 1, 10_000),
