@@ -127,6 +127,7 @@ def get_order(order_id: str) -> Response:
         status=str(state.status),
         version=state.version,
         total_cents=state.total_cents,
+        currency=state.currency,
         lines=[
             {
                 "product_id": line.product_id,

@@ -24,16 +24,9 @@ from command_service.domain.order import (
     OrderStatusChanged,
 )
 from shared.envelope import EventEnvelope
+from shared.upcasting import EVENT_SCHEMAS, UnsupportedSchema
 
-SCHEMA_VERSIONS: dict[str, int] = {
-    "OrderPlaced": 1,
-    "OrderStatusChanged": 1,
-    "OrderCancelled": 1,
-    "AccountOpened": 1,
-    "FundsDeposited": 1,
-    "AccountDebited": 1,
-    "AccountCredited": 1,
-}
+SCHEMA_VERSIONS = EVENT_SCHEMAS.current
 
 
 class UnknownEventType(ValueError):
@@ -50,6 +43,7 @@ def encode(event: Event | AccountEvent) -> tuple[str, int, dict[str, Any]]:
             "customer_id": event.customer_id,
             "lines": [_line(line) for line in event.lines],
             "total_cents": event.total_cents,
+            "currency": event.currency,
         }
     elif isinstance(event, OrderStatusChanged):
         data = {
@@ -73,15 +67,15 @@ def encode(event: Event | AccountEvent) -> tuple[str, int, dict[str, Any]]:
 
 
 def decode(envelope: EventEnvelope) -> Event:
-    """Stored order event -> domain event."""
-    _check_schema(envelope)
-    data = envelope.data
+    """Stored order event (any schema version) -> domain event."""
+    data = _current_data(envelope)
     if envelope.type == "OrderPlaced":
         return OrderPlaced(
             order_id=data["order_id"],
             customer_id=data["customer_id"],
             lines=tuple(_parse_line(line) for line in data["lines"]),
             total_cents=data["total_cents"],
+            currency=data["currency"],
         )
     if envelope.type == "OrderStatusChanged":
         return OrderStatusChanged(
@@ -117,9 +111,8 @@ def _parse_line(raw: dict[str, Any]) -> OrderLine:
 
 
 def decode_account(envelope: EventEnvelope) -> AccountEvent:
-    """Stored account event -> domain event."""
-    _check_schema(envelope)
-    data = envelope.data
+    """Stored account event (any schema version) -> domain event."""
+    data = _current_data(envelope)
     if envelope.type == "AccountOpened":
         return AccountOpened(data["customer_id"])
     if envelope.type == "FundsDeposited":
@@ -137,10 +130,11 @@ def decode_account(envelope: EventEnvelope) -> AccountEvent:
     raise UnknownEventType(f"{envelope.type} is not an account event")
 
 
-def _check_schema(envelope: EventEnvelope) -> None:
-    expected_version = SCHEMA_VERSIONS.get(envelope.type)
-    if expected_version is None or envelope.schema_version != expected_version:
-        raise UnknownEventType(f"{envelope.type} v{envelope.schema_version}")
+def _current_data(envelope: EventEnvelope) -> dict[str, Any]:
+    try:
+        return EVENT_SCHEMAS.upcast(envelope).data
+    except UnsupportedSchema as exc:
+        raise UnknownEventType(str(exc)) from exc
 
 
 def _account_data(event: AccountEvent) -> dict[str, Any]:

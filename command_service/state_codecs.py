@@ -28,6 +28,7 @@ def _order_to_json(state: order_domain.Order) -> dict[str, Any]:
         "total_cents": state.total_cents,
         "status": state.status.value,
         "version": state.version,
+        "currency": state.currency,
     }
 
 
@@ -39,6 +40,7 @@ def _order_from_json(raw: dict[str, Any]) -> order_domain.Order:
         total_cents=raw["total_cents"],
         status=order_domain.OrderStatus(raw["status"]),
         version=raw["version"],
+        currency=raw["currency"],
     )
 
 
@@ -77,7 +79,7 @@ def _account_from_json(raw: dict[str, Any]) -> account_domain.Account:
 
 
 ORDER_STATE: StateCodec[order_domain.Order] = StateCodec(
-    "order/1", _fold_order, lambda s: s.version, _order_to_json, _order_from_json
+    "order/2", _fold_order, lambda s: s.version, _order_to_json, _order_from_json
 )
 ACCOUNT_STATE: StateCodec[account_domain.Account] = StateCodec(
     "account/1", _fold_account, lambda s: s.version, _account_to_json, _account_from_json

@@ -13,17 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from shared.envelope import EnvelopeError, EventEnvelope
+from shared.upcasting import EVENT_SCHEMAS, UnsupportedSchema
 
 ORDER_STATUSES = ("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")
 CANCELLED = "CANCELLED"
-ORDER_SCHEMAS = {"OrderPlaced": 1, "OrderStatusChanged": 1, "OrderCancelled": 1}
-ACCOUNT_SCHEMAS = {
-    "AccountOpened": 1,
-    "FundsDeposited": 1,
-    "AccountDebited": 1,
-    "AccountCredited": 1,
-}
-SUPPORTED_SCHEMAS = {**ORDER_SCHEMAS, **ACCOUNT_SCHEMAS}
+ORDER_TYPES = frozenset({"OrderPlaced", "OrderStatusChanged", "OrderCancelled"})
+ACCOUNT_TYPES = frozenset({"AccountOpened", "FundsDeposited", "AccountDebited", "AccountCredited"})
 MAX_ID_LENGTH = 64
 ACCOUNT_STREAM_PREFIX = "account:"
 _IDENTIFIER = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -177,14 +172,15 @@ def parse_raw(raw: Any) -> Event:
 
 
 def parse_event(envelope: EventEnvelope) -> Event:
-    """Validate an envelope's type, schema version and data, and type it."""
-    expected_schema = SUPPORTED_SCHEMAS.get(envelope.type)
-    if expected_schema is None or envelope.schema_version != expected_schema:
-        raise UnprojectableEvent(
-            f"unsupported event type {envelope.type} v{envelope.schema_version}"
-        )
+    """Upcast an envelope to its type's current schema, validate its data, and type it."""
+    if envelope.type not in ORDER_TYPES | ACCOUNT_TYPES:
+        raise UnprojectableEvent(f"unsupported event type {envelope.type}")
     try:
-        if envelope.type in ACCOUNT_SCHEMAS:
+        envelope = EVENT_SCHEMAS.upcast(envelope)
+    except UnsupportedSchema as exc:
+        raise UnprojectableEvent(f"unsupported event: {exc}") from exc
+    try:
+        if envelope.type in ACCOUNT_TYPES:
             return _parse_account(envelope)
         return _parse_order(envelope)
     except (KeyError, TypeError, ValueError) as exc:

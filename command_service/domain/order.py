@@ -21,6 +21,7 @@ from command_service.domain.errors import (
 )
 
 IDENTIFIER = re.compile(r"[A-Za-z0-9._-]{1,64}")
+CURRENCY = "EUR"  # the platform's one currency: accounts and orders are all in it
 MIN_LINES, MAX_LINES = 1, 100
 MIN_QUANTITY, MAX_QUANTITY = 1, 10_000
 
@@ -102,6 +103,7 @@ class OrderPlaced:
     customer_id: str
     lines: tuple[OrderLine, ...]
     total_cents: int
+    currency: str = CURRENCY
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class Order:
     total_cents: int
     status: OrderStatus
     version: int
+    currency: str = CURRENCY
 
 
 def evolve(state: Order | None, event: Event) -> Order:
@@ -155,6 +158,7 @@ def evolve(state: Order | None, event: Event) -> Order:
             total_cents=event.total_cents,
             status=OrderStatus.PLACED,
             version=1,
+            currency=event.currency,
         )
     if state is None:
         raise ValueError(f"{type(event).__name__} before OrderPlaced for {event.order_id}")

@@ -100,7 +100,7 @@ def _with(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("event_type", "path", "value", "message"),
     [
-        ("AccountOpened", "schema_version", 2, "unsupported event type"),
+        ("AccountOpened", "schema_version", 2, "newer than this code"),
         ("AccountOpened", "version", 2, "starts with AccountOpened"),
         ("AccountOpened", "version", 0, "version must be >= 1"),
         ("AccountOpened", "stream_id", "c-1", "is not 'account:c-1'"),

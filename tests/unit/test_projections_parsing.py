@@ -76,7 +76,7 @@ _DELETE = object()
     ("path", "value", "message"),
     [
         ("type", "OrderShipped", "unsupported event type"),
-        ("schema_version", 2, "unsupported event type"),
+        ("schema_version", 3, "newer than this code"),
         ("data.customer_id", _DELETE, "customer_id"),
         ("data.order_id", "o-2", "not the stream id"),
         ("data.total_cents", 400, "not the sum"),
