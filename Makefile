@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install kafka-jars run test test-fast lint format typecheck check clean
+.PHONY: install kafka-jars run test test-fast lint format typecheck check clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ test: install kafka-jars
 # Pure unit tests only: no broker, no files.
 test-fast: install
 	$(PY) -m pytest tests/unit
+
+# Benchmarks (bench/, one script per question): about 25 minutes on 2 cores; results in
+# bench/results/*.json, the table in docs/benchmarks.md. Trial run: make bench BENCH_ARGS=--quick
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: install kafka-jars $(BENCH_STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -28,6 +28,7 @@ from shared.money import format_cents
 orders = Blueprint("orders", __name__)
 
 MAX_PAGE = 1000
+MAX_POSITION = 2**63 - 1  # log positions are 64-bit integers; a larger ?after= is a 400, not a 500
 
 
 def _service() -> OrderService:
@@ -153,7 +154,7 @@ def order_events(order_id: str) -> Response:
 
 @orders.get("/events")
 def log_page() -> Response:
-    after = _query_int("after", default=0, low=0)
+    after = _query_int("after", default=0, low=0, high=MAX_POSITION)
     limit = _query_int("limit", default=100, low=1, high=MAX_PAGE)
     events = _service().log_after(after, limit)
     next_after = events[-1].position if events else after

@@ -10,7 +10,10 @@ from command_service.api import orders
 from command_service.application import OrderService
 from command_service.event_store import EventStore, EventStoreUnavailable
 from command_service.idempotency import IdempotencyKeys
+from command_service.metrics import install_command_metrics
+from command_service.openapi import command_document
 from command_service.problems import register_command_problems
+from shared.api_docs import api_docs
 from shared.config import Settings
 from shared.correlation import install_correlation_ids
 from shared.db import create_database_engine
@@ -38,10 +41,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["idempotency_keys"] = keys
 
     install_correlation_ids(app)
+    install_command_metrics(app, store, settings)
     register_problem_handlers(app)
     register_command_problems(app)
     app.register_blueprint(orders)
     app.register_blueprint(accounts)
+    app.register_blueprint(api_docs(command_document, "Order commands"))
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -7,8 +7,9 @@ are gapless and in commit order on every backend. The relay depends on that: it 
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -35,6 +36,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from shared.db import UTCDateTime, create_tables, write_transaction
 from shared.envelope import EventEnvelope
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -134,8 +137,12 @@ class StreamAppend:
 class EventStore:
     """Appends to and reads from the events table."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, on_appended: Callable[[list[EventEnvelope]], None] | None = None
+    ) -> None:
         self.engine = engine
+        # Told of each append once it committed (the command API counts events with it).
+        self.on_appended = on_appended
 
     def create_schema(self) -> None:
         """Create the table if missing (idempotent, safe from several processes)."""
@@ -180,7 +187,14 @@ class EventStore:
             ) from exc
         except OperationalError as exc:
             raise EventStoreUnavailable(str(exc.orig)) from exc
-        return [_row_to_envelope(row) for row in rows]
+        appended = [_row_to_envelope(row) for row in rows]
+        if self.on_appended is not None:
+            try:
+                self.on_appended(appended)
+            except Exception:
+                # Committed is committed: counting it must not turn the append into an error.
+                log.exception("on_appended failed", extra={"count": len(appended)})
+        return appended
 
     def load_stream(self, stream_id: str, after_version: int = 0) -> list[EventEnvelope]:
         """The events of one stream in version order."""

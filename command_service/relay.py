@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from kafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,8 +23,10 @@ from command_service.event_store import EventStore, EventStoreUnavailable
 from command_service.relay_lease import LeaseHeartbeat, LeaseLost, RelayLease, new_owner_id
 from shared import kafka as kafka_clients
 from shared.config import Settings
+from shared.correlation import KAFKA_CORRELATION_HEADER
 from shared.db import create_database_engine
 from shared.envelope import EventEnvelope
+from shared.metrics_dir import claim_metrics_dir
 from shared.structured_logging import configure_logging
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,16 @@ ProducerFactory = Callable[[Settings], Any]
 
 class PublishFailed(Exception):
     """The broker did not acknowledge every event of a batch."""
+
+
+class RelayObserver(Protocol):
+    """Told how publishing goes (the relay's metrics)."""
+
+    def batch_published(self, events: int, seconds: float) -> None:
+        """A batch's acknowledged prefix (`events` events) was checkpointed."""
+
+    def publish_failed(self) -> None:
+        """An attempt to publish failed; it will be retried."""
 
 
 class Backoff:
@@ -68,7 +80,7 @@ def message_headers(envelope: EventEnvelope, source: str) -> list[tuple[str, byt
     headers = envelope.cloudevents_headers(source)
     correlation_id = envelope.metadata.get("correlation_id")
     if isinstance(correlation_id, str) and correlation_id:
-        headers.append(("correlation_id", correlation_id.encode()))
+        headers.append((KAFKA_CORRELATION_HEADER, correlation_id.encode()))
     return headers
 
 
@@ -102,11 +114,13 @@ class Relay:
         store: EventStore,
         lease: RelayLease,
         producer_factory: ProducerFactory = _default_producer,
+        observer: RelayObserver | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.lease = lease
         self.producer_factory = producer_factory
+        self.observer = observer
         self.stopping = False
         self._producer: Any = None
         self._log = {"topic": settings.kafka_topic, "owner": lease.owner}
@@ -167,6 +181,8 @@ class Relay:
             except LeaseLost:
                 heartbeat.lost.set()
             except (KafkaError, PublishFailed, OSError) as exc:
+                if self.observer is not None:
+                    self.observer.publish_failed()
                 self._close_producer(timeout=0)
                 position = None  # resume from the stored checkpoint: it may have moved
                 self._sleep_after_failure(backoff, "Kafka", exc)
@@ -175,9 +191,13 @@ class Relay:
 
     def _publish_and_checkpoint(self, events: Sequence[EventEnvelope], position: int) -> int:
         """Publish a batch and store how far the broker acknowledged it; the new position."""
+        started = time.perf_counter()
         acked, failure = self._publish(events, position)
         if acked > position:
             self.lease.store_position(acked)
+            if self.observer is not None:
+                published = sum(1 for e in events if e.position <= acked)
+                self.observer.batch_published(published, time.perf_counter() - started)
             log.debug("published", extra={**self._log, "count": len(events), "position": acked})
         if failure is not None:
             first = next(e for e in events if e.position > acked)
@@ -273,10 +293,14 @@ def main() -> None:
     """Console script entry point: run until SIGTERM or SIGINT, then exit 0."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    claim_metrics_dir(settings.metrics_dir / "command", "relay")
+    # Imported once the directory is claimed: prometheus_client picks its storage on import.
+    from command_service.metrics import RelayMetrics
+
     engine = create_database_engine(settings.event_store_url, settings.sqlite_synchronous)
     store = EventStore(engine)
     lease = RelayLease(engine, settings.kafka_topic, new_owner_id(), settings.relay_lease_seconds)
-    relay = Relay(settings, store, lease)
+    relay = Relay(settings, store, lease, observer=RelayMetrics())
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
         # Only a flag: a signal handler must not take locks the interrupted code may hold.

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from shared.config import Settings
 from shared.gunicorn_server import GunicornServer, gunicorn_options
+from shared.metrics_dir import claim_metrics_dir
+from shared.structured_logging import configure_logging
 
 
 def main() -> None:
     """Console script entry point."""
     settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    # Before gunicorn forks: the workers inherit the directory through the environment.
+    metrics_dir = claim_metrics_dir(settings.metrics_dir / "command", "api")
     options = gunicorn_options(
-        settings.command_api_host, settings.command_api_port, settings.command_api_workers
+        settings.command_api_host,
+        settings.command_api_port,
+        settings.command_api_workers,
+        settings.log_level,
+        metrics_dir,
     )
     GunicornServer("command_service.app:create_app()", options).run()

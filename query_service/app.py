@@ -8,8 +8,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from query_service.api import queries
 from query_service.health import projector_report
+from query_service.metrics import install_query_metrics
+from query_service.openapi import query_document
 from query_service.read_model import create_read_model_engine, create_read_model_schema
 from query_service.views import ReadViews
+from shared.api_docs import api_docs
 from shared.config import Settings
 from shared.correlation import install_correlation_ids
 from shared.errors import Problem, problem_response, register_problem_handlers
@@ -30,8 +33,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["read_views"] = views
 
     install_correlation_ids(app)
+    install_query_metrics(app, views, settings)
     register_problem_handlers(app)
     app.register_blueprint(queries)
+    app.register_blueprint(api_docs(query_document, "Order views"))
 
     @app.errorhandler(SQLAlchemyError)
     def _database_unavailable(exc: SQLAlchemyError) -> Response:

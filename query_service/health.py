@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -19,14 +20,23 @@ from shared.kafka import create_consumer
 KAFKA_PROBE_TIMEOUT_S = 1.5
 
 
+EndOffsetsReader = Callable[[Settings, float], dict[int, int]]
+
+
 def projector_report(
-    positions: list[RowMapping], settings: Settings, timeout_s: float = KAFKA_PROBE_TIMEOUT_S
+    positions: list[RowMapping],
+    settings: Settings,
+    timeout_s: float = KAFKA_PROBE_TIMEOUT_S,
+    read_end_offsets: EndOffsetsReader | None = None,
 ) -> dict[str, Any]:
-    """Per-partition stored offsets, Kafka end offsets and lag (or why Kafka is unknown)."""
+    """Per-partition stored offsets, Kafka end offsets and lag (or why Kafka is unknown).
+
+    End offsets come from a fresh client per call unless `read_end_offsets` is given.
+    """
     stored = {int(row["kafka_partition"]): row for row in positions}
     report: dict[str, Any] = {"topic": settings.kafka_topic}
     try:
-        end_offsets = kafka_end_offsets(settings, timeout_s)
+        end_offsets = (read_end_offsets or kafka_end_offsets)(settings, timeout_s)
     except Exception as exc:  # the broker's state must never fail readiness itself
         end_offsets = None
         report["kafka"] = {"reachable": False, "error": f"{type(exc).__name__}: {exc}"}

@@ -20,9 +20,10 @@ from kafka.errors import KafkaError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from query_service.applier import ROW_ERRORS, EventApplier, ProjectionBatch
+from query_service.applier import ROW_ERRORS, EventApplier, Outcome, ProjectionBatch
+from query_service.batch_report import BatchReport, ProjectorObserver, correlation_id, log_applied
 from query_service.command_api import CommandApiUnavailable
-from query_service.events import UnprojectableEvent, parse_message
+from query_service.events import Event, UnprojectableEvent, parse_message
 from query_service.partition_positions import (
     AssignmentTracker,
     Batch,
@@ -47,6 +48,8 @@ class ProjectorOptions:
     poll_timeout_ms: int = 500
     initial_backoff_s: float = 0.2
     max_backoff_s: float = 10.0
+    # One INFO line per applied event (with its correlation id); see docs/metrics.md for its cost.
+    log_applied_events: bool = True
 
 
 @dataclass
@@ -90,12 +93,14 @@ class Projector:
         consumer_factory: Callable[[], Any],
         applier: EventApplier,
         options: ProjectorOptions | None = None,
+        observer: ProjectorObserver | None = None,
     ) -> None:
         self.engine = engine
         self.topic = topic
         self.consumer_factory = consumer_factory
         self.applier = applier
         self.options = options or ProjectorOptions()
+        self.observer = observer
         self.stats = ProjectorStats()
         self._tracker = AssignmentTracker()
         self._backoff = Backoff(self.options.initial_backoff_s, self.options.max_backoff_s)
@@ -147,6 +152,8 @@ class Projector:
             # The transaction rolled back, so retrying the batch is always safe; only a
             # failure that is not a known outage deserves a traceback.
             self.stats.retries += 1
+            if self.observer is not None:
+                self.observer.batch_retried()
             log.log(
                 logging.WARNING if isinstance(exc, TRANSIENT_ERRORS) else logging.ERROR,
                 "batch not applied; rewinding to retry",
@@ -184,25 +191,47 @@ class Projector:
             return self._apply_batch_once(batch, isolated=True)
 
     def _apply_batch_once(self, batch: Batch, isolated: bool) -> dict[int, int]:
+        started = time.perf_counter()
+        gaps_before = self.applier.repairs.gaps
+        repaired_before = self.applier.repairs.repaired_events
         next_offsets: dict[int, int] = {}
         counts: Counter[str] = Counter()
+        applied: list[tuple[Any, Event]] = []
         with (
             write_transaction(self.engine) as conn,
             self.applier.batch(conn, isolated) as projection,
         ):
             for tp, records in batch.items():
                 for record in records:
-                    counts[self._apply_record(projection, record)] += 1
+                    outcome, event = self._apply_record(projection, record)
+                    counts[outcome] += 1
+                    if event is not None:
+                        applied.append((record, event))
                 next_offsets[tp.partition] = records[-1].offset + 1
             save_positions(conn, self.topic, next_offsets)
         self.stats.batches += 1
         self.stats.applied += counts["applied"]
         self.stats.duplicates += counts["duplicate"]
         self.stats.parked += counts["parked"]
+        # Only now, after the commit: a rolled-back batch is applied (and told) again later.
+        if self.options.log_applied_events:
+            for record, event in applied:
+                log_applied(record, event)
+        if self.observer is not None:
+            self.observer.batch_committed(
+                BatchReport(
+                    applied=[event for _, event in applied],
+                    duplicates=counts["duplicate"],
+                    parked=counts["parked"],
+                    gaps=self.applier.repairs.gaps - gaps_before,
+                    repaired=self.applier.repairs.repaired_events - repaired_before,
+                    seconds=time.perf_counter() - started,
+                )
+            )
         return next_offsets
 
-    def _apply_record(self, projection: ProjectionBatch, record: Any) -> str:
-        """Apply one message; what happened: "applied", "duplicate" or "parked"."""
+    def _apply_record(self, projection: ProjectionBatch, record: Any) -> tuple[str, Event | None]:
+        """Apply one message: "applied" (with the event), "duplicate" or "parked"."""
         try:
             event = parse_message(record.value)
             outcome = projection.apply(event)
@@ -210,15 +239,15 @@ class Projector:
             raise
         except UnprojectableEvent as exc:
             self._park(projection.conn, record, str(exc))
-            return "parked"
+            return "parked", None
         except Exception as exc:
             if not projection.isolated:
                 raise _NeedsIsolation() from exc  # it may have written half its rows
             # A bug must not stop every other order: park the message and go on.
             log.exception("unexpected error applying a message")
             self._park(projection.conn, record, f"unexpected error: {exc!r}")
-            return "parked"
-        return outcome.value
+            return "parked", None
+        return outcome.value, (event if outcome is Outcome.APPLIED else None)
 
     def _park(self, conn: Connection, record: Any, error: str) -> None:
         log.error(
@@ -227,6 +256,7 @@ class Projector:
                 "topic": record.topic,
                 "partition": record.partition,
                 "offset": record.offset,
+                "correlation_id": correlation_id(record),
                 "error": error,
             },
         )

@@ -14,16 +14,22 @@ from typing import Any
 from sqlalchemy import Engine
 
 from query_service.applier import EventApplier
+from query_service.batch_report import ProjectorObserver
 from query_service.command_api import CommandApiClient
 from query_service.projector import Projector, ProjectorOptions
 from query_service.read_model import create_read_model_engine, create_read_model_schema
 from shared.config import Settings
 from shared.kafka import create_consumer, ensure_topic
+from shared.metrics_dir import claim_metrics_dir
 from shared.structured_logging import configure_logging
 
 
 def build_projector(
-    settings: Settings, engine: Engine, options: ProjectorOptions, **consumer_overrides: Any
+    settings: Settings,
+    engine: Engine,
+    options: ProjectorOptions,
+    observer: ProjectorObserver | None = None,
+    **consumer_overrides: Any,
 ) -> Projector:
     """A projector reading settings.kafka_topic in group settings.kafka_group_id."""
 
@@ -44,7 +50,7 @@ def build_projector(
         )
 
     applier = EventApplier(CommandApiClient(settings.command_api_url))
-    return Projector(engine, settings.kafka_topic, open_consumer, applier, options)
+    return Projector(engine, settings.kafka_topic, open_consumer, applier, options, observer)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,15 +66,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    claim_metrics_dir(settings.metrics_dir / "query", "projector")
+    # Imported once the directory is claimed: prometheus_client picks its storage on import.
+    from query_service.metrics import ProjectorMetrics
+
     engine = create_read_model_engine(settings.read_model_url)
     create_read_model_schema(engine)
     overrides = {}
     if args.session_timeout_ms is not None:
         overrides["session_timeout_ms"] = args.session_timeout_ms
         overrides["heartbeat_interval_ms"] = max(args.session_timeout_ms // 3, 100)
-    projector = build_projector(
-        settings, engine, ProjectorOptions(max_batch=args.max_batch), **overrides
+    options = ProjectorOptions(
+        max_batch=args.max_batch, log_applied_events=settings.projector_log_events
     )
+    projector = build_projector(settings, engine, options, ProjectorMetrics(), **overrides)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

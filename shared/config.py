@@ -49,6 +49,8 @@ class Settings:
     command_api_url: str
     read_your_writes_max_wait_ms: int
     log_level: str
+    metrics_dir: Path
+    projector_log_events: bool
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +96,8 @@ class Settings:
             command_api_url=env.get("COMMAND_API_URL", "http://127.0.0.1:8001").rstrip("/"),
             read_your_writes_max_wait_ms=_int(env, "READ_YOUR_WRITES_MAX_WAIT_MS", 2000, 0, 30_000),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            metrics_dir=Path(env.get("METRICS_DIR", str(data_dir / "metrics"))),
+            projector_log_events=_bool(env, "PROJECTOR_LOG_EVENTS", True),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -114,3 +118,14 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")

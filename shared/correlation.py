@@ -8,6 +8,8 @@ import uuid
 from flask import Flask, Response, g, request
 
 CORRELATION_HEADER = "X-Correlation-ID"
+# The Kafka message header the relay copies the event's correlation id into.
+KAFKA_CORRELATION_HEADER = "correlation_id"
 _FALLBACK_HEADER = "X-Request-ID"
 _ACCEPTABLE = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
@@ -23,15 +25,22 @@ def install_correlation_ids(app: Flask) -> None:
 
     @app.before_request
     def _take() -> None:
-        given = request.headers.get(CORRELATION_HEADER) or request.headers.get(_FALLBACK_HEADER)
-        # An id we cannot log or forward safely is replaced rather than rejected: tracing
-        # must never be the reason a command fails.
-        ok = given is not None and _ACCEPTABLE.fullmatch(given) is not None
-        g.correlation_id = given if ok else str(uuid.uuid4())
+        g.correlation_id = _correlation_id_of_request()
 
     @app.after_request
     def _echo(response: Response) -> Response:
-        correlation_id = g.get("correlation_id")
-        if correlation_id:
-            response.headers[CORRELATION_HEADER] = correlation_id
+        # A url_value_preprocessor that rejects the request (the query API's impossible ids)
+        # runs before any before_request function; the response still carries an id.
+        if not g.get("correlation_id"):
+            g.correlation_id = _correlation_id_of_request()
+        response.headers[CORRELATION_HEADER] = g.correlation_id
         return response
+
+
+def _correlation_id_of_request() -> str:
+    given = request.headers.get(CORRELATION_HEADER) or request.headers.get(_FALLBACK_HEADER)
+    # An id we cannot log or forward safely is replaced rather than rejected: tracing
+    # must never be the reason a command fails.
+    if given is not None and _ACCEPTABLE.fullmatch(given) is not None:
+        return given
+    return str(uuid.uuid4())

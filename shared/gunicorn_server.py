@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -27,9 +29,15 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return app
 
 
-def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
-    """Options shared by both services' gunicorn servers."""
-    return {
+def gunicorn_options(
+    host: str, port: int, workers: int, log_level: str = "INFO", metrics_dir: Path | None = None
+) -> dict[str, Any]:
+    """Options shared by both services' gunicorn servers.
+
+    With `metrics_dir` (this server's claimed Prometheus directory) a dead worker's live
+    gauges are dropped from it; its counters stay, so totals survive a worker restart.
+    """
+    options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
@@ -39,4 +47,45 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
+        "logconfig_dict": json_logging_config(log_level),
     }
+    if metrics_dir is not None:
+        options["child_exit"] = _forget_dead_worker(metrics_dir)
+    return options
+
+
+def json_logging_config(log_level: str) -> dict[str, Any]:
+    """A dictConfig giving gunicorn's own messages and the app's one JSON line each on stderr."""
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "json",
+        "stream": "ext://sys.stderr",
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "shared.structured_logging.JsonFormatter"}},
+        "handlers": {"json_stderr": handler},
+        # Replaces gunicorn's default root handler (plain text on stdout), which would print
+        # every app log line a second time.
+        "root": {"level": log_level, "handlers": ["json_stderr"]},
+        "loggers": {
+            "gunicorn.error": {
+                "level": "WARNING",
+                "handlers": ["json_stderr"],
+                "propagate": False,
+            },
+            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+        },
+    }
+
+
+def _forget_dead_worker(metrics_dir: Path) -> Callable[[Any, Any], None]:
+    def child_exit(_server: Any, worker: Any) -> None:
+        # Imported here: the master must not load prometheus_client before the directory
+        # variable is set, and it is set just before gunicorn starts.
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, str(metrics_dir))  # type: ignore[no-untyped-call]
+
+    return child_exit

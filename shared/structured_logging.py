@@ -36,11 +36,10 @@ def configure_logging(level: str = "INFO") -> None:
     """Send JSON lines to stderr at the given level (idempotent)."""
     root = logging.getLogger()
     root.setLevel(level)
-    for handler in root.handlers:
-        if isinstance(handler.formatter, JsonFormatter):
-            return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root.addHandler(handler)
     # kafka-python is chatty at INFO about every reconnect attempt.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # Under gunicorn the handler is already there (see shared/gunicorn_server.py).
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)

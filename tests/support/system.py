@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,13 @@ from command_service.event_store import EventStore
 from query_service.read_model import accounts, create_read_model_engine, orders
 from shared.db import create_database_engine
 from shared.envelope import EventEnvelope
-from tests.support.processes import HttpService, ServiceProcess, ServiceRunner, wait_until
+from tests.support.processes import (
+    HttpService,
+    ServiceProcess,
+    ServiceRunner,
+    console_script,
+    wait_until,
+)
 
 PRODUCTS = tuple(f"p-{n:02d}" for n in range(12))
 CUSTOMERS = tuple(f"c-{n:02d}" for n in range(15))
@@ -43,8 +49,16 @@ PATHS: tuple[tuple[str, ...], ...] = (
 class OrderSystem:
     """Command API, relay, query API and projector on one work directory and one topic."""
 
-    def __init__(self, runner: ServiceRunner, bootstrap: str, topic: str) -> None:
+    def __init__(
+        self,
+        runner: ServiceRunner,
+        bootstrap: str,
+        topic: str,
+        projector_args: Sequence[str] = (),
+    ) -> None:
         self.runner = runner
+        # Extra command-line options of every projector (e.g. a shorter session timeout).
+        self.projector_args = tuple(projector_args)
         self.bootstrap = bootstrap
         self.topic = topic
         self.group_id = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -100,10 +114,20 @@ class OrderSystem:
             "QUERY_API_PORT",
             **self.query_env(),
         )
-        self._projector = self.runner.start_worker(
-            "projector", "query-projector", "query_service.projector_main", **self.query_env()
-        )
+        self._projector = self.start_projector("projector")
         return self
+
+    def start_projector(self, name: str) -> ServiceProcess:
+        """Start a projector in the system's consumer group (also a second one, beside it)."""
+        argv = console_script("query-projector", "query_service.projector_main")
+        service = ServiceProcess(
+            name,
+            argv + list(self.projector_args),
+            self.runner.base_env(**self.query_env()),
+            self.runner.workdir / f"{name}.log",
+        )
+        self.runner.services.append(service)  # stopped with the others
+        return service.start()
 
     def restart(self, service: ServiceProcess) -> None:
         """Start a stopped or killed service again with the same settings (and port)."""

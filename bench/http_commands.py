@@ -1,0 +1,211 @@
+"""2. HTTP command throughput and latency: POST /orders on the command API under gunicorn vs a
+trivial JSON endpoint (bench.trivial_app) served with the same gunicorn configuration.
+
+Both servers run at once; a real load generator (wrk, else locust) in its own process loads
+one of them at a time, alternating for several rounds, with a fixed number of connections.
+Each request places a new order (the body has no order_id; the service picks one). Then the
+command API is driven at half its measured maximum rate and its latency reported. py-spy
+samples the command API's workers in a separate run afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import loadgen
+from bench.common import Result, base_parser, cprofile_summary, ratio, work_dir
+from bench.services import Profiler, Services, console_script, cpu_usage, free_port
+from bench.workload import place_order_json
+from command_service.app import create_app
+from command_service.event_store import EventStore
+from shared.config import Settings
+from shared.db import create_database_engine
+
+
+def start_servers(services: Services, folder: Path, workers: int) -> tuple[Any, Any, str, str]:
+    EventStore(create_database_engine(f"sqlite:///{folder / 'events.db'}")).create_schema()
+    command_port, trivial_port = free_port(), free_port()
+    env = {
+        "DATA_DIR": str(folder),
+        "COMMAND_API_HOST": "127.0.0.1",
+        "COMMAND_API_WORKERS": str(workers),
+        "LOG_LEVEL": "INFO",
+    }
+    command_api = services.start(
+        "command-api", console_script("command-api"), {**env, "COMMAND_API_PORT": str(command_port)}
+    )
+    trivial = services.start(
+        "trivial-api",
+        [sys.executable, "-m", "bench.trivial_server"],
+        {**env, "TRIVIAL_API_PORT": str(trivial_port)},
+    )
+    command_url, trivial_url = (f"http://127.0.0.1:{p}" for p in (command_port, trivial_port))
+    command_api.wait_http(f"{command_url}/healthz")
+    trivial.wait_http(f"{trivial_url}/healthz")
+    return command_api, trivial, command_url, trivial_url
+
+
+def paced_run(
+    tool: str, url: str, body: str, connections: int, rate: float, seconds: float
+) -> dict[str, Any]:
+    """A run at about `rate` requests/s (wrk: per-connection pauses, calibrated once)."""
+    if tool != "wrk":
+        return loadgen.run(tool, url, body, connections, seconds, rate=rate)
+    pause_ms = connections * 1000 / rate
+    probe = loadgen.run(tool, url, body, connections, 3, delay_ms=pause_ms)
+    latency_ms = max(0.0, connections * 1000 / max(probe["rps"], 1) - pause_ms)
+    pause_ms = max(0.0, connections * 1000 / rate - latency_ms)
+    return loadgen.run(tool, url, body, connections, seconds, delay_ms=pause_ms)
+
+
+def profile_in_process(folder: Path, body: str, requests: int) -> dict[str, Any]:
+    """cProfile of POST /orders through Flask's test client: one thread, no server, no
+    contention, so the shares are the CPU cost of our request path alone."""
+    settings = Settings.from_env({"DATA_DIR": str(folder / "in-process"), "LOG_LEVEL": "WARNING"})
+    client = create_app(settings).test_client()
+    for _ in range(50):  # warm-up: statement caches, imports
+        client.post("/orders", data=body, content_type="application/json")
+
+    def post_all() -> None:
+        for _ in range(requests):
+            response = client.post("/orders", data=body, content_type="application/json")
+            assert response.status_code == 201, response.get_data(as_text=True)
+
+    started = time.perf_counter()
+    post_all()
+    plain_us = 1e6 * (time.perf_counter() - started) / requests
+    summary = cprofile_summary(post_all)
+    summary["us_per_request_without_profiler"] = round(plain_us, 1)
+    summary["us_per_request_under_cprofile"] = round(1e6 * summary["total_s"] / requests, 1)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--loadgen", choices=["auto", "wrk", "locust"], default="auto")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="COMMAND_API_WORKERS (default 2)")
+    args = parser.parse_args(argv)
+    tool = loadgen.available(args.loadgen)
+    rounds, seconds, half_seconds = (2, 5, 8) if args.quick else (3, 15, 30)
+    result = Result(
+        "http_commands",
+        {
+            "load_generator": loadgen.version(tool),
+            "connections": args.connections,
+            "gunicorn_workers": args.workers,
+            "gunicorn_threads_per_worker": 4,
+            "rounds": rounds,
+            "seconds_per_round": seconds,
+            "half_rate_seconds": half_seconds,
+            "request": "POST /orders, new order, 1-3 lines",
+        },
+        args.quick,
+    )
+    body = place_order_json()
+    with work_dir("http", args.keep) as folder, Services(folder) as services:
+        command_api, trivial, command_url, trivial_url = start_servers(
+            services, folder, args.workers
+        )
+        targets = {"command_api": f"{command_url}/orders", "trivial": f"{trivial_url}/orders"}
+        for url in targets.values():  # warm-up
+            loadgen.run(tool, url, body, args.connections, 2)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+        for round_no in range(rounds):
+            order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
+            for name in order:
+                server = command_api if name == "command_api" else trivial
+                outcome, usage = cpu_usage(
+                    [server],
+                    lambda url=targets[name]: loadgen.run(
+                        tool, url, body, args.connections, seconds
+                    ),
+                )
+                served_cores = usage[f"{server.name}_cores"]
+                outcome["server_cores_used"] = served_cores
+                outcome["machine_cores_busy"] = usage["machine_cores_busy"]
+                outcome["server_cpu_ms_per_request"] = round(
+                    1000 * served_cores / max(outcome["rps"], 1e-9), 3
+                )
+                runs[name].append(outcome)
+                print(
+                    f"  round {round_no + 1} {name:12s} {outcome['rps']:8.1f} req/s  p99 "
+                    f"{outcome['latency_ms']['p99']:.1f} ms  errors {outcome['errors']}  "
+                    f"server {served_cores} cores ({outcome['server_cpu_ms_per_request']} "
+                    f"ms CPU/request), machine {usage['machine_cores_busy']} cores busy"
+                )
+                command_api.sample_memory()
+        summary: dict[str, Any] = {}
+        for name, outcomes in runs.items():
+            requests = sum(o["requests"] for o in outcomes)
+            secs = sum(o["seconds"] for o in outcomes)
+            summary[name] = {
+                "rps": round(requests / secs, 1),
+                "requests": requests,
+                "errors": sum(o["errors"] for o in outcomes),
+                "server_cores_used": round(
+                    sum(o["server_cores_used"] for o in outcomes) / len(outcomes), 2
+                ),
+                "server_cpu_ms_per_request": round(
+                    sum(o["server_cpu_ms_per_request"] for o in outcomes) / len(outcomes), 3
+                ),
+                "machine_cores_busy": round(
+                    sum(o["machine_cores_busy"] for o in outcomes) / len(outcomes), 2
+                ),
+                "latency_ms_by_round": [o["latency_ms"] for o in outcomes],
+                "p99_ms_worst_round": max(o["latency_ms"]["p99"] for o in outcomes),
+                "p50_ms_median_round": sorted(o["latency_ms"]["p50"] for o in outcomes)[
+                    len(outcomes) // 2
+                ],
+            }
+        http_ratio = ratio(summary["command_api"]["rps"], summary["trivial"]["rps"])
+        summary["ratio_command_vs_trivial"] = http_ratio
+        result.data["results"]["max_throughput"] = summary
+        print(
+            f"  command API {summary['command_api']['rps']} req/s vs trivial "
+            f"{summary['trivial']['rps']} req/s: {http_ratio}x"
+        )
+        result.target("HTTP commands vs trivial endpoint", http_ratio, ">= 0.6x", http_ratio >= 0.6)
+        errors = summary["command_api"]["errors"]
+        result.target("HTTP errors at max throughput", errors, "0", errors == 0)
+
+        half_rate = summary["command_api"]["rps"] / 2
+        half, usage = cpu_usage(
+            [command_api],
+            lambda: paced_run(
+                tool, targets["command_api"], body, args.connections, half_rate, half_seconds
+            ),
+        )
+        half.update(usage)
+        half["target_rps"] = round(half_rate, 1)
+        result.data["results"]["half_max_rate"] = half
+        p99 = half["latency_ms"]["p99"]
+        print(
+            f"  at half max ({half_rate:.0f}/s target, {half['rps']}/s achieved): p50 "
+            f"{half['latency_ms']['p50']} ms p95 {half['latency_ms']['p95']} ms p99 {p99} ms, "
+            f"errors {half['errors']}"
+        )
+        result.target("HTTP p99 at half max rate (ms)", p99, "< 25 ms", p99 < 25)
+        result.target("HTTP errors at half max rate", half["errors"], "0", half["errors"] == 0)
+        command_api.sample_memory()
+        trivial.sample_memory()
+
+        profile_seconds = 5 if args.quick else 10
+        profiler = Profiler(command_api.pid, folder / "command-api.pyspy", profile_seconds)
+        loadgen.run(tool, targets["command_api"], body, args.connections, profile_seconds + 1)
+        result.data["profiles"]["command_api_under_max_load (py-spy, workers)"] = profiler.finish()
+        result.data["profiles"]["POST /orders in-process (cProfile, Flask test client)"] = (
+            profile_in_process(folder, body, 300 if args.quick else 2000)
+        )
+        result.data["memory_peak_mib"] = {
+            **command_api.peak_memory_mib(),
+            **trivial.peak_memory_mib(),
+        }
+    result.save()
+
+
+if __name__ == "__main__":
+    main()

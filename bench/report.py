@@ -1,0 +1,454 @@
+"""Regenerate docs/benchmarks.md from bench/results/*.json (and the hand-written
+bench/analysis.md), so the published tables are always the ones the last run measured.
+
+    python -m bench.report [--out docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO_ROOT, RESULTS_DIR
+
+ORDER = ("append", "http_commands", "freshness", "relay", "projector", "aggregate_load")
+TITLES = {
+    "append": "1. Event store append (in-process, SQLite WAL, synchronous=FULL)",
+    "http_commands": "2. HTTP commands under gunicorn vs a trivial endpoint",
+    "freshness": "3. Freshness: 201 on the command API to visible on the query API",
+    "relay": "4. Relay publish rate from a backlog vs a raw producer",
+    "projector": "5. Projector apply rate, rebuild rate, read model size",
+    "aggregate_load": "6. Aggregate load time by stream length, with and without snapshots",
+}
+Json = dict[str, Any]
+
+
+def table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    headers = list(headers)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def _pct(d: Json, key: str) -> Any:
+    return d.get(key, "")
+
+
+def machine_section(results: dict[str, Json]) -> str:
+    first = next(iter(results.values()))["machine"]
+    rows = [
+        ("CPU", f"{first['cpu_model']}, {first['cores']} cores"),
+        ("RAM", f"{first['ram_gib']} GiB"),
+        ("OS", first["os"]),
+        ("Python / SQLite", f"{first['python']} / {first['sqlite']}"),
+        ("commit", first["commit"]),
+    ]
+    runs = [
+        (
+            name,
+            r["machine"]["date"],
+            "quick" if r["params"].get("quick") else "",
+            r.get("seconds", ""),
+            " / ".join(str(x) for x in r["machine"]["loadavg_at_start"]),
+            " / ".join(str(x) for x in r["machine"].get("loadavg_at_end", [])),
+        )
+        for name, r in results.items()
+    ]
+    return "\n\n".join(
+        [
+            table(("machine", ""), rows),
+            "Each benchmark's run (load average 1/5/15 min at its start and end: above ~1 on this "
+            "2-core machine, other work was competing for the CPU; every ratio below is measured "
+            "side by side in the same run for that reason):",
+            table(
+                ("benchmark", "date (UTC)", "size", "seconds", "load at start", "load at end"), runs
+            ),
+        ]
+    )
+
+
+def targets_section(results: dict[str, Json]) -> str:
+    rows = [
+        (
+            TITLES[name].split(" ", 1)[0] + " " + t["label"],
+            t["goal"],
+            t["value"],
+            "met" if t["met"] else "**MISSED**",
+        )
+        for name in ORDER
+        if name in results
+        for t in results[name]["targets"]
+    ]
+    return table(("target", "goal", "measured", ""), rows)
+
+
+def append_section(r: Json) -> str:
+    res = r["results"]
+    parts = []
+    for key, label in (
+        ("1_event_per_command", "1 event per command"),
+        ("10_events_per_command", "10 events per command"),
+    ):
+        if key not in res:
+            continue
+        block = res[key]
+        rows = [
+            (
+                name,
+                v["events_per_s"],
+                v["us_per_command"],
+                v["worst_round_events_per_s"],
+                v["best_round_events_per_s"],
+            )
+            for name, v in block.items()
+            if name != "ratios"
+        ]
+        ratios = ", ".join(f"{k.replace('_', ' ')} **{v}x**" for k, v in block["ratios"].items())
+        parts.append(
+            f"{label}: {ratios}\n\n"
+            + table(("variant", "events/s", "µs/command", "worst round", "best round"), rows)
+        )
+    if "concurrent_appends" in res:
+        rows = [
+            (
+                shape,
+                v["events_per_s"],
+                v["append_latency_ms"].get("p50"),
+                v["append_latency_ms"].get("p95"),
+                v["append_latency_ms"].get("p99"),
+            )
+            for shape, v in res["concurrent_appends"].items()
+        ]
+        parts.append(
+            "Concurrent appenders (ours; processes x threads, gunicorn's default is "
+            "2 x 4), latency of one append including the wait for the write lock:\n\n"
+            + table(("shape", "events/s", "p50 ms", "p95 ms", "p99 ms"), rows)
+        )
+    return "\n\n".join(parts)
+
+
+def http_section(r: Json) -> str:
+    res = r["results"]
+    mx = res["max_throughput"]
+    rows = []
+    for name in ("command_api", "trivial"):
+        v = mx[name]
+        median_round = v["latency_ms_by_round"][len(v["latency_ms_by_round"]) // 2]
+        rows.append(
+            (
+                name,
+                v["rps"],
+                v["errors"],
+                median_round["p50"],
+                median_round["p95"],
+                median_round["p99"],
+                v["p99_ms_worst_round"],
+                v["server_cpu_ms_per_request"],
+                v["server_cores_used"],
+                v["machine_cores_busy"],
+            )
+        )
+    half = res["half_max_rate"]
+    lat = half["latency_ms"]
+    text = [
+        f"Load generator: {r['params']['load_generator'].split(' Copyright')[0]}, "
+        f"{r['params']['connections']} "
+        f"connections, {r['params']['rounds']} rounds of {r['params']['seconds_per_round']} s "
+        f"per endpoint, alternating. Command API / trivial = "
+        f"**{mx['ratio_command_vs_trivial']}x**.",
+        table(
+            (
+                "endpoint",
+                "req/s",
+                "errors",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "worst-round p99",
+                "server CPU ms/request",
+                "server cores",
+                "machine cores busy",
+            ),
+            rows,
+        ),
+        f"At half the command API's maximum ({half['target_rps']}/s target, {half['rps']}/s "
+        f"achieved, {r['params']['half_rate_seconds']} s): p50 {lat['p50']} ms, p95 {lat['p95']} "
+        f"ms, **p99 {lat['p99']} ms**, max {lat['max']} ms, errors {half['errors']}.",
+    ]
+    for label, prof in r.get("profiles", {}).items():
+        if "us_per_request_without_profiler" in prof:
+            text.append(
+                f"{label}: {prof['us_per_request_without_profiler']} µs per request on one "
+                "thread, without a server, wall time (the fsync included)."
+            )
+    return "\n\n".join(text)
+
+
+def freshness_section(r: Json) -> str:
+    rows = []
+    for run in r["results"]["runs"]:
+        api, row, post = (
+            run["freshness_api_ms"],
+            run["freshness_read_model_row_ms"],
+            run["post_latency_ms"],
+        )
+        rows.append(
+            (
+                run["target_rps"],
+                run["achieved_rps"],
+                "yes" if run["held"] else "no",
+                run["errors"],
+                api.get("p50"),
+                api.get("p95"),
+                api.get("p99"),
+                row.get("p50"),
+                row.get("p95"),
+                row.get("p99"),
+                post.get("p99"),
+            )
+        )
+    highest = r["results"].get("highest_held_rps")
+    return "\n\n".join(
+        [
+            f"Highest rate held: **{highest}/s**" if highest else "No rate was held.",
+            table(
+                (
+                    "target /s",
+                    "achieved /s",
+                    "held",
+                    "errors",
+                    "API p50 ms",
+                    "API p95",
+                    "API p99",
+                    "row p50 ms",
+                    "row p95",
+                    "row p99",
+                    "POST p99 ms",
+                ),
+                rows,
+            ),
+            "API = until GET /orders/{id}?min_version answered (what a client sees, including "
+            "min_version's polling); row = until the order's row was committed in the read model "
+            "(polled every 2 ms from outside).",
+        ]
+    )
+
+
+def relay_section(r: Json) -> str:
+    res = r["results"]
+    relay = res["relay"]
+    rows = [
+        (f"raw producer, send all + flush (run {n + 1})", v["events_per_s"], v["seconds"])
+        for n, v in enumerate(res["raw_producer_send_all"])
+    ]
+    rows.append(
+        (
+            "raw producer, 500 per batch, wait for acks",
+            res["raw_producer_per_500_batch"]["events_per_s"],
+            res["raw_producer_per_500_batch"]["seconds"],
+        )
+    )
+    rows.append(
+        (
+            "command-relay, steady (after its first checkpoint)",
+            relay.get("events_per_s_steady", ""),
+            "",
+        )
+    )
+    rows.append(
+        (
+            "command-relay, from process start",
+            relay["events_per_s_from_process_start"],
+            relay["seconds_from_process_start"],
+        )
+    )
+    return "\n\n".join(
+        [
+            f"Backlog {r['params']['backlog_events']:,} events. Relay / raw producer = "
+            f"**{res['ratio_relay_vs_raw']}x** (from process start "
+            f"{res['ratio_relay_from_start_vs_raw']}x; "
+            f"vs the raw producer waiting per batch {res['ratio_relay_vs_raw_per_batch']}x). The "
+            f"relay used {relay['relay_cores_used']} cores.",
+            table(("publisher", "events/s", "seconds"), rows),
+        ]
+    )
+
+
+def projector_section(r: Json) -> str:
+    res = r["results"]
+    p, h, d = res["projector"], res["rebuild_http"], res["rebuild_in_process"]
+    rows = [
+        (
+            "query-projector from Kafka (steady)",
+            p["events"],
+            p.get("events_per_s_steady", ""),
+            p["projector_cores_used"],
+            p["read_model_mib"],
+        ),
+        (
+            "query-projector from Kafka (from process start)",
+            p["events"],
+            p["events_per_s_from_process_start"],
+            "",
+            "",
+        ),
+        (
+            "query-rebuild over GET /events",
+            h["events"],
+            h["events_per_s"],
+            f"{h['rebuild_cores_used']} + API {h['command_api_cores_used']}",
+            h["read_model_mib"],
+        ),
+        ("rebuild in-process (no HTTP)", d["events"], d["events_per_s"], "", d["read_model_mib"]),
+    ]
+    floor = res.get("projection_in_memory_no_database")
+    if floor:
+        rows.append(
+            (
+                "parse + project in memory, no database (our pure code's floor)",
+                floor["events"],
+                floor["events_per_s"],
+                "",
+                "",
+            )
+        )
+    return "\n\n".join(
+        [
+            table(("run", "events", "events/s", "cores used", "read model MiB"), rows),
+            f"Event log on disk: {res['event_log_mib']} MiB. The projector's read model is larger "
+            f"than the rebuilt one: it was written by many small transactions (free pages, WAL), "
+            f"the rebuild by one.",
+        ]
+    )
+
+
+def aggregate_section(r: Json) -> str:
+    rows = [
+        (
+            v["kind"],
+            v["events"],
+            v["with_snapshots"]["ms"]["p50"],
+            v["with_snapshots"]["ms"]["p95"],
+            v["without_snapshots"]["ms"]["p50"],
+            v["without_snapshots"]["ms"]["p95"],
+            v["speedup_with_snapshots"],
+        )
+        for v in r["results"]["streams"].values()
+    ]
+    return (
+        f"SNAPSHOT_EVERY={r['params']['snapshot_every']}; the snapshot is the one production "
+        "holds (at the last multiple of 100), so 10,099 events means 99 to fold after it.\n\n"
+        + table(
+            (
+                "aggregate",
+                "events",
+                "with snapshots p50 ms",
+                "p95",
+                "without p50 ms",
+                "p95",
+                "speed-up",
+            ),
+            rows,
+        )
+    )
+
+
+SECTIONS: dict[str, Callable[[Json], str]] = {
+    "append": append_section,
+    "http_commands": http_section,
+    "freshness": freshness_section,
+    "relay": relay_section,
+    "projector": projector_section,
+    "aggregate_load": aggregate_section,
+}
+
+
+def memory_section(results: dict[str, Json]) -> str:
+    rows = [
+        (name, process, mib)
+        for name in ORDER
+        if name in results
+        for process, mib in results[name].get("memory_peak_mib", {}).items()
+    ]
+    return table(("benchmark", "process", "peak RSS (VmHWM) MiB"), rows)
+
+
+def profiles_section(results: dict[str, Json], top: int = 8) -> str:
+    parts = []
+    for name in ORDER:
+        for label, prof in results.get(name, {}).get("profiles", {}).items():
+            if not prof or "error" in prof:
+                parts.append(f"**{name}: {label}**: {prof.get('error', 'no samples')}")
+                continue
+            selfs = "; ".join(f"`{f}` {p}%" for f, p in prof.get("self_top_pct", [])[:top])
+            ours = "; ".join(f"`{f}` {p}%" for f, p in prof.get("inclusive_ours_pct", [])[:top])
+            libs = "; ".join(f"{f} {p}%" for f, p in prof.get("self_by_library_pct", [])[:6])
+            parts.append(
+                f"**{name}: {label}**\n\n- self time: {selfs}\n- our functions "
+                f"(inclusive): {ours}\n- self time by package: {libs}"
+            )
+    return "\n\n".join(parts)
+
+
+def render(results: dict[str, Json], analysis: str) -> str:
+    out = [
+        "# Benchmarks",
+        "<!-- Generated by `python -m bench.report` from bench/results/*.json and "
+        "bench/analysis.md: edit those, not this file. -->",
+        "`make bench` runs every benchmark under bench/ (about 25 minutes on 2 idle cores; "
+        "`.venv/bin/python -m bench --quick` is a trial run with small sizes) and regenerates "
+        "this page. One benchmark alone: `python -m bench.<name> [--quick]` (append, "
+        "aggregate_load, http_commands, relay, freshness, projector), then "
+        "`python -m bench.report`.",
+        "## Machine",
+        machine_section(results),
+        "## Targets",
+        targets_section(results),
+    ]
+    for name in ORDER:
+        if name in results:
+            quick = " (quick trial sizes)" if results[name]["params"].get("quick") else ""
+            out += [f"## {TITLES[name]}{quick}", SECTIONS[name](results[name])]
+    out += [
+        "## 7. Peak memory per process (runs 2 to 5)",
+        memory_section(results),
+        "## Profiles",
+        "py-spy for the processes (sampling, idle threads excluded), cProfile "
+        "for in-process runs (deterministic; the percentages are shares of the run's time).",
+        profiles_section(results),
+    ]
+    if analysis:
+        out += [analysis.strip()]
+    return "\n\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default=str(REPO_ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args(argv)
+    results: dict[str, Json] = {}
+    for name in ORDER:
+        path = RESULTS_DIR / f"{name}.json"
+        if path.exists():
+            results[name] = json.loads(path.read_text())
+    if not results:
+        raise SystemExit(f"no results in {RESULTS_DIR}: run `make bench` first")
+    analysis_path = REPO_ROOT / "bench" / "analysis.md"
+    analysis = analysis_path.read_text() if analysis_path.exists() else ""
+    Path(args.out).write_text(render(results, analysis))
+    print(f"wrote {args.out} from {len(results)} result files")
+
+
+if __name__ == "__main__":
+    main()

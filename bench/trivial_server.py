@@ -1,0 +1,28 @@
+"""Serve bench.trivial_app exactly as `command-api` serves the command service: the same
+server class and options (shared.gunicorn_server), the same worker count setting
+(COMMAND_API_WORKERS), on TRIVIAL_API_PORT.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+from shared.config import Settings
+from shared.gunicorn_server import GunicornServer, gunicorn_options
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    port = int(os.environ["TRIVIAL_API_PORT"])
+    extra: dict[str, object] = {}
+    if "log_level" in inspect.signature(gunicorn_options).parameters:
+        extra["log_level"] = settings.log_level  # the command API passes it too
+    options = gunicorn_options(
+        settings.command_api_host, port, settings.command_api_workers, **extra
+    )
+    GunicornServer("bench.trivial_app:create_app()", options).run()
+
+
+if __name__ == "__main__":
+    main()
