@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -22,9 +20,7 @@ from query_service.read_model import (
     product_sales,
     projector_positions,
 )
-
-WAIT_FIRST_SLEEP_S = 0.01
-WAIT_MAX_SLEEP_S = 0.1
+from query_service.read_model_changes import ReadModelChanges
 
 
 @dataclass(frozen=True)
@@ -70,6 +66,7 @@ class ReadViews:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.changes = ReadModelChanges(engine)
 
     def list_orders(self, filters: OrderFilter, after: Cursor | None, limit: int) -> Page[Cursor]:
         """Orders newest first (ties broken by order id, descending), `limit` per page."""
@@ -106,8 +103,10 @@ class ReadViews:
     def wait_for_order(
         self, order_id: str, min_version: int, max_wait_s: float
     ) -> tuple[OrderDetail | None, bool]:
-        """Poll until the order reaches min_version or time runs out; (detail, reached?)."""
-        _wait_for_version(lambda: self.order_version(order_id), min_version, max_wait_s)
+        """Wait until the order reaches min_version or time runs out; (detail, reached?)."""
+        self.changes.wait_until(
+            lambda: _reached(self.order_version(order_id), min_version), max_wait_s
+        )
         detail = self.order(order_id)
         reached = detail is not None and int(detail.order["version"]) >= min_version
         return detail, reached
@@ -147,8 +146,10 @@ class ReadViews:
     def wait_for_account(
         self, customer_id: str, min_version: int, max_wait_s: float
     ) -> tuple[RowMapping | None, bool]:
-        """Poll until the account reaches min_version or time runs out; (row, reached?)."""
-        _wait_for_version(lambda: self.account_version(customer_id), min_version, max_wait_s)
+        """Wait until the account reaches min_version or time runs out; (row, reached?)."""
+        self.changes.wait_until(
+            lambda: _reached(self.account_version(customer_id), min_version), max_wait_s
+        )
         account = self.account(customer_id)
         reached = account is not None and int(account["version"]) >= min_version
         return account, reached
@@ -204,19 +205,8 @@ class ReadViews:
             return int(conn.scalar(select(func.count()).select_from(parked_events)) or 0)
 
 
-def _wait_for_version(
-    version_of: Callable[[], int | None], min_version: int, max_wait_s: float
-) -> None:
-    """Poll with growing sleeps until version_of() reaches min_version or time runs out."""
-    deadline = time.monotonic() + max_wait_s
-    sleep_s = WAIT_FIRST_SLEEP_S
-    while True:
-        version = version_of()
-        remaining = deadline - time.monotonic()
-        if (version is not None and version >= min_version) or remaining <= 0:
-            return
-        time.sleep(min(sleep_s, remaining))
-        sleep_s = min(sleep_s * 2, WAIT_MAX_SLEEP_S)
+def _reached(version: int | None, min_version: int) -> bool:
+    return version is not None and version >= min_version
 
 
 def _account(conn: Connection, customer_id: str) -> RowMapping | None:
