@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, current_app, jsonify, url_for
 
 from command_service.account_service import AccountResult, AccountService
-from command_service.api import as_of_from_query, command_context
+from command_service.api import (
+    as_of_from_query,
+    command_context,
+    command_response,
+    versioned_response,
+)
 from command_service.domain import account as domain
 from command_service.idempotency import idempotent
 from command_service.json_body import read_json_body
@@ -20,19 +27,14 @@ def _service() -> AccountService:
     return service
 
 
-def _result_response(result: AccountResult, status: int) -> Response:
-    response = jsonify(
-        customer_id=result.customer_id,
-        version=result.version,
-        position=result.position,
-        balance_cents=result.balance_cents,
-        balance=format_cents(result.balance_cents),
-    )
-    response.status_code = status
-    response.headers["ETag"] = f'"{result.version}"'
-    if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+def _account_result(result: AccountResult) -> dict[str, Any]:
+    return {
+        "customer_id": result.customer_id,
+        "version": result.version,
+        "position": result.position,
+        "balance_cents": result.balance_cents,
+        "balance": format_cents(result.balance_cents),
+    }
 
 
 @accounts.post("/accounts")
@@ -44,9 +46,8 @@ def open_account() -> Response:
 
 
 def _opened_response(result: AccountResult) -> Response:
-    response = _result_response(result, 201)
-    response.headers["Location"] = url_for("accounts.get_account", customer_id=result.customer_id)
-    return response
+    location = url_for("accounts.get_account", customer_id=result.customer_id)
+    return command_response(result, _account_result(result), 201, location)
 
 
 @accounts.post("/accounts/<customer_id>/deposits")
@@ -58,24 +59,23 @@ def deposit(customer_id: str) -> Response:
 
 
 def _deposited_response(result: AccountResult) -> Response:
-    return _result_response(result, 200)
+    return command_response(result, _account_result(result))
 
 
 @accounts.get("/accounts/<customer_id>")
 def get_account(customer_id: str) -> Response:
     """The account rebuilt from its events: strongly consistent, unlike the query service."""
     state = _service().account_state(customer_id, as_of_from_query())
-    response = jsonify(
-        customer_id=state.customer_id,
-        version=state.version,
-        balance_cents=state.balance_cents,
-        balance=format_cents(state.balance_cents),
-        deposited_cents=state.deposited_cents,
-        debited_cents=state.debited_cents,
-        credited_cents=state.credited_cents,
-    )
-    response.headers["ETag"] = f'"{state.version}"'
-    return response
+    body = {
+        "customer_id": state.customer_id,
+        "version": state.version,
+        "balance_cents": state.balance_cents,
+        "balance": format_cents(state.balance_cents),
+        "deposited_cents": state.deposited_cents,
+        "debited_cents": state.debited_cents,
+        "credited_cents": state.credited_cents,
+    }
+    return versioned_response(body, state.version)
 
 
 @accounts.get("/accounts/<customer_id>/events")

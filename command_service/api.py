@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
@@ -43,7 +43,41 @@ def command_context(render: Callable[[Any], Response] | None = None) -> CommandC
     return CommandContext(correlation_id=current_correlation_id(), recorder=recorder)
 
 
-def _result_response(result: CommandResult, status: int) -> Response:
+class CommandOutcome(Protocol):
+    """What every command's result has: the stream's new version, and whether it is a replay."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def replayed(self) -> bool: ...
+
+
+def command_response(
+    result: CommandOutcome,
+    body: Mapping[str, Any],
+    status: int = 200,
+    location: str | None = None,
+) -> Response:
+    """A command's JSON result with the new version as ETag, Idempotent-Replayed on a replay,
+    and Location when it created a resource (orders and accounts alike)."""
+    response = versioned_response(body, result.version)
+    response.status_code = status
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    if location is not None:
+        response.headers["Location"] = location
+    return response
+
+
+def versioned_response(body: Mapping[str, Any], version: int) -> Response:
+    """JSON `body` with the stream's version as its ETag (send it back in If-Match)."""
+    response = jsonify(body)
+    response.headers["ETag"] = f'"{version}"'
+    return response
+
+
+def _order_result(result: CommandResult) -> dict[str, Any]:
     body: dict[str, Any] = {
         "order_id": result.order_id,
         "version": result.version,
@@ -61,12 +95,7 @@ def _result_response(result: CommandResult, status: int) -> Response:
             "balance_cents": movement.balance_cents,
             "balance": format_cents(movement.balance_cents),
         }
-    response = jsonify(body)
-    response.status_code = status
-    response.headers["ETag"] = f'"{result.version}"'
-    if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+    return body
 
 
 @orders.post("/orders")
@@ -89,9 +118,8 @@ def place_order() -> Response:
 
 
 def _placed_response(result: CommandResult) -> Response:
-    response = _result_response(result, 201)
-    response.headers["Location"] = url_for("orders.get_order", order_id=result.order_id)
-    return response
+    location = url_for("orders.get_order", order_id=result.order_id)
+    return command_response(result, _order_result(result), 201, location)
 
 
 @orders.post("/orders/<order_id>/status")
@@ -115,21 +143,21 @@ def cancel_order(order_id: str) -> Response:
 
 
 def _ok_response(result: CommandResult) -> Response:
-    return _result_response(result, 200)
+    return command_response(result, _order_result(result))
 
 
 @orders.get("/orders/<order_id>")
 def get_order(order_id: str) -> Response:
     """The order as rebuilt from its events: strongly consistent, unlike the query service."""
     state = _service().order_state(order_id, as_of_from_query())
-    response = jsonify(
-        order_id=state.order_id,
-        customer_id=state.customer_id,
-        status=str(state.status),
-        version=state.version,
-        total_cents=state.total_cents,
-        currency=state.currency,
-        lines=[
+    body = {
+        "order_id": state.order_id,
+        "customer_id": state.customer_id,
+        "status": str(state.status),
+        "version": state.version,
+        "total_cents": state.total_cents,
+        "currency": state.currency,
+        "lines": [
             {
                 "product_id": line.product_id,
                 "quantity": line.quantity,
@@ -137,9 +165,8 @@ def get_order(order_id: str) -> Response:
             }
             for line in state.lines
         ],
-    )
-    response.headers["ETag"] = f'"{state.version}"'
-    return response
+    }
+    return versioned_response(body, state.version)
 
 
 @orders.get("/orders/<order_id>/events")
@@ -169,12 +196,10 @@ def as_of_from_query() -> AsOf | None:
     """?as_of_version=N or ?as_of=<ISO 8601 time with offset> (not both); None for "now"."""
     has_version, has_moment = "as_of_version" in request.args, "as_of" in request.args
     if has_version and has_moment:
-        raise Problem(
-            400,
-            "invalid-query-parameter",
-            "Invalid query parameter",
+        raise _invalid_query_parameter(
+            "as_of",
             "Give as_of_version or as_of, not both.",
-            {"errors": {"as_of": ["Not allowed together with as_of_version."]}},
+            "Not allowed together with as_of_version.",
         )
     if has_version:
         return AsOf(version=_query_int("as_of_version", 0, 1))
@@ -185,13 +210,11 @@ def as_of_from_query() -> AsOf | None:
         except ValueError:
             moment = None
         if moment is None or moment.tzinfo is None:
-            raise Problem(
-                400,
-                "invalid-query-parameter",
-                "Invalid query parameter",
+            raise _invalid_query_parameter(
+                "as_of",
                 f"as_of must be an ISO 8601 time with a UTC offset, e.g. "
                 f"2026-11-26T10:00:00Z (got {raw[:100]!r}).",
-                {"errors": {"as_of": ["Must be an ISO 8601 time with an offset."]}},
+                "Must be an ISO 8601 time with an offset.",
             )
         return AsOf(moment=moment)
     return None
@@ -207,14 +230,23 @@ def _query_int(name: str, default: int, low: int, high: int | None = None) -> in
     except ValueError:
         value = None
     if value is None or value < low or (high is not None and value > high):
-        raise Problem(
-            400,
-            "invalid-query-parameter",
-            "Invalid query parameter",
+        raise _invalid_query_parameter(
+            name,
             f"Query parameter {name!r} must be an integer {bounds} (got {raw!r}).",
-            {"errors": {name: [f"Must be an integer {bounds}."]}},
+            f"Must be an integer {bounds}.",
         )
     return value
+
+
+def _invalid_query_parameter(name: str, detail: str, message: str) -> Problem:
+    """400 naming the one query parameter that is wrong."""
+    return Problem(
+        400,
+        "invalid-query-parameter",
+        "Invalid query parameter",
+        detail,
+        {"errors": {name: [message]}},
+    )
 
 
 def _expected_version(from_body: Any) -> int | None:

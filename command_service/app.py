@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Flask, Response, jsonify
+from sqlalchemy import Column, Engine, Integer, MetaData, Table, delete, insert
+from sqlalchemy.exc import OperationalError
 
 from command_service.account_api import accounts
 from command_service.account_service import AccountService
@@ -16,9 +20,51 @@ from command_service.problems import register_command_problems
 from shared.api_docs import api_docs
 from shared.config import Settings
 from shared.correlation import install_correlation_ids
-from shared.db import create_database_engine
+from shared.db import UTCDateTime, create_database_engine, create_tables, write_transaction
 from shared.errors import Problem, register_problem_handlers
 from shared.structured_logging import configure_logging
+
+probe_metadata = MetaData()
+
+# One row, rewritten by readiness probes: a write to the event log's database that adds no event.
+write_probe_table = Table(
+    "write_probe",
+    probe_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("written_at", UTCDateTime(), nullable=False),
+)
+
+
+class EventLogWrites:
+    """Whether the event log's database takes writes, as /readyz reports it."""
+
+    # A probe write on every readiness check would queue for SQLite's single write lock with
+    # the commands. So the log is trusted until a request meets EventStoreUnavailable; from
+    # then on each check writes one row, and the first write that succeeds trusts it again.
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.refusal: str | None = None
+
+    def create_schema(self) -> None:
+        """Create the probe table if missing (idempotent)."""
+        create_tables(self.engine, probe_metadata)
+
+    def refused(self, exc: EventStoreUnavailable) -> None:
+        """Remember that the log refused a request, until a probe write succeeds."""
+        self.refusal = str(exc)
+
+    def check(self) -> None:
+        """Raise EventStoreUnavailable while a refusal is remembered and a probe write fails."""
+        if self.refusal is None:
+            return
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(delete(write_probe_table))
+                conn.execute(insert(write_probe_table).values(id=1, written_at=datetime.now(UTC)))
+        except OperationalError as exc:
+            raise EventStoreUnavailable(str(exc.orig)) from exc
+        self.refusal = None
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -28,6 +74,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     engine = create_database_engine(settings.event_store_url, settings.sqlite_synchronous)
     store = EventStore(engine)
     store.create_schema()
+    writes = EventLogWrites(engine)
+    writes.create_schema()
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.command_max_body_bytes
@@ -43,7 +91,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_correlation_ids(app)
     install_command_metrics(app, store, settings)
     register_problem_handlers(app)
-    register_command_problems(app)
+    register_command_problems(app, on_unavailable=writes.refused)
     app.register_blueprint(orders)
     app.register_blueprint(accounts)
     app.register_blueprint(api_docs(command_document, "Order commands"))
@@ -58,6 +106,12 @@ def create_app(settings: Settings | None = None) -> Flask:
             store.ping()
         except EventStoreUnavailable as exc:
             raise Problem(503, "not-ready", "Not ready", f"Event store unreachable: {exc}") from exc
+        try:
+            writes.check()
+        except EventStoreUnavailable as exc:
+            raise Problem(
+                503, "not-ready", "Not ready", f"Event log refuses writes: {exc}"
+            ) from exc
         return jsonify(status="ready", head_position=store.head_position())
 
     return app

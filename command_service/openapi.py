@@ -35,8 +35,8 @@ MONEY_SHAPE = {
     "example": "12.50",
 }
 
-ORDER_ID = doc.path_parameter("order_id", IDENTIFIER, "The order's id.", "o-1001")
-CUSTOMER_ID = doc.path_parameter("customer_id", IDENTIFIER, "The customer's id.", "c-42")
+ORDER_ID = doc.id_parameter("order_id", IDENTIFIER, "order", "o-1001")
+CUSTOMER_ID = doc.id_parameter("customer_id", IDENTIFIER, "customer", "c-42")
 IDEMPOTENCY_KEY = doc.parameter(
     "Idempotency-Key",
     "header",
@@ -88,11 +88,7 @@ LOG_PAGE = [
     ),
 ]
 
-ETAG = doc.header(
-    'The version as an entity tag, e.g. "3"; send it back in If-Match.',
-    {"type": "string", "pattern": r'^"[0-9]+"$'},
-    required=True,
-)
+ETAG = doc.etag_header('The version as an entity tag, e.g. "3"; send it back in If-Match.')
 RESULT_HEADERS = {
     "ETag": ETAG,
     "Idempotent-Replayed": doc.header(
@@ -132,11 +128,8 @@ def command_document() -> dict[str, Any]:
     """The command API's OpenAPI 3.1 document."""
     spec = doc.new_spec(
         "Order commands",
-        "Commands on orders and accounts, appended to the event log, and the log itself. "
-        "Errors are application/problem+json (RFC 9457); an unknown route is a 404 and a "
-        "wrong method a 405 (with Allow). Only the HTTP server's own refusals of an "
-        "over-long request line (414) or headers (431) are text/html. Integer fields take "
-        "integer literals (3, not 3.0).",
+        "Commands on orders and accounts, appended to the event log, and the log itself.",
+        "Integer fields take integer literals (3, not 3.0).",
     )
     doc.describe_custom_fields(spec, {Money: MONEY_SHAPE})
     _register_schemas(spec)
@@ -156,17 +149,19 @@ def _register_schemas(spec: APISpec) -> None:
     schemas("OpenAccount", {"dependentSchemas": not_both}, schema=OpenAccountSchema)
     exactly_one = [{"required": ["amount"]}, {"required": ["amount_cents"]}]
     schemas("Deposit", {"oneOf": exactly_one}, schema=DepositSchema)
-    for name, schema in [
-        ("OrderCommandResult", out.OrderCommandResultSchema),
-        ("OrderState", out.OrderStateSchema),
-        ("OrderEvents", out.OrderEventsSchema),
-        ("EventsPage", out.EventsPageSchema),
-        ("AccountResult", out.AccountResultSchema),
-        ("AccountState", out.AccountStateSchema),
-        ("AccountEvents", out.AccountEventsSchema),
-        ("CommandReady", out.CommandReadySchema),
-    ]:
-        schemas(name, schema=schema)
+    doc.register_schemas(
+        spec,
+        {
+            "OrderCommandResult": out.OrderCommandResultSchema,
+            "OrderState": out.OrderStateSchema,
+            "OrderEvents": out.OrderEventsSchema,
+            "EventsPage": out.EventsPageSchema,
+            "AccountResult": out.AccountResultSchema,
+            "AccountState": out.AccountStateSchema,
+            "AccountEvents": out.AccountEventsSchema,
+            "CommandReady": out.CommandReadySchema,
+        },
+    )
 
 
 def _command(
@@ -181,11 +176,10 @@ def _command(
 ) -> None:
     """A command: its own responses, the errors every command can meet, Idempotency-Key."""
     tag = path.split("/")[1]
-    every = dict(sorted({**COMMAND_ERRORS, **responses}.items()))
-    operation = doc.operation(
-        operation_id, summary, tag, every, [*parameters, IDEMPOTENCY_KEY], body
+    every = {**COMMAND_ERRORS, **responses}
+    doc.add_operation(
+        spec, method, path, operation_id, summary, tag, every, [*parameters, IDEMPOTENCY_KEY], body
     )
-    spec.path(path, operations={method: operation})
 
 
 def _read(
@@ -198,9 +192,9 @@ def _read(
     parameters: list[dict[str, Any]],
     errors: Mapping[int, Mapping[str, Any]],
 ) -> None:
-    responses = dict(sorted({200: ok, **errors, 503: NOT_READ}.items()))
-    operation = doc.operation(operation_id, summary, tag, responses, parameters)
-    spec.path(path, operations={"get": operation})
+    """A strongly consistent read: its answers, and 503 when the log cannot be read."""
+    responses = {200: ok, **errors, 503: NOT_READ}
+    doc.add_operation(spec, "get", path, operation_id, summary, tag, responses, parameters)
 
 
 def _order_commands(spec: APISpec) -> None:
@@ -325,7 +319,8 @@ def _reads(spec: APISpec) -> None:
         LOG_PAGE,
         {400: doc.problem("Invalid after or limit.")},
     )
-    spec.path("/healthz", operations={"get": doc.health_operation()})
-    ready = doc.success("Ready.", "CommandReady")
-    unready = doc.problem("The event log is unreachable.")
-    spec.path("/readyz", operations={"get": doc.ready_operation(ready, unready)})
+    doc.add_health_paths(
+        spec,
+        "CommandReady",
+        "The event log is unreachable, or refused a write and still refuses a probe write.",
+    )

@@ -53,9 +53,7 @@ PARAMETER_NOTES: dict[str, dict[str, Any]] = {
     "by": {"description": "Rank by units sold or by amount."},
 }
 
-ETAG = doc.header(
-    'The projected version, e.g. "3".', {"type": "string", "pattern": r'^"[0-9]+"$'}, True
-)
+ETAG = doc.etag_header('The projected version, e.g. "3".')
 UP_TO_DATE = doc.header(
     "With ?min_version: whether the projection reached that version in time.",
     {"type": "string", "enum": ["true", "false"]},
@@ -70,33 +68,29 @@ def query_document() -> dict[str, Any]:
     spec = doc.new_spec(
         "Order views",
         "Eventually consistent views of orders, customers, accounts and products, projected "
-        "from the event topic. Errors are application/problem+json (RFC 9457); an unknown "
-        "route is a 404 and a wrong method a 405 (with Allow). Only the HTTP server's own "
-        "refusals of an over-long request line (414) or headers (431) are text/html.",
+        "from the event topic.",
     )
     doc.describe_custom_fields(
         spec, {CursorField: CURSOR_SHAPE, StatementCursorField: CURSOR_SHAPE}
     )
-    for name, schema in [
-        ("OrderPage", out.OrderPageSchema),
-        ("OrderDetail", out.OrderDetailSchema),
-        ("OrderHistory", out.OrderHistorySchema),
-        ("Customer", out.CustomerSchema),
-        ("AccountView", out.AccountViewSchema),
-        ("Statement", out.StatementSchema),
-        ("ProductSales", out.ProductSalesSchema),
-        ("TopProducts", out.TopProductsSchema),
-        ("QueryReady", out.QueryReadySchema),
-    ]:
-        spec.components.schema(name, schema=schema)
+    doc.register_schemas(
+        spec,
+        {
+            "OrderPage": out.OrderPageSchema,
+            "OrderDetail": out.OrderDetailSchema,
+            "OrderHistory": out.OrderHistorySchema,
+            "Customer": out.CustomerSchema,
+            "AccountView": out.AccountViewSchema,
+            "Statement": out.StatementSchema,
+            "ProductSales": out.ProductSalesSchema,
+            "TopProducts": out.TopProductsSchema,
+            "QueryReady": out.QueryReadySchema,
+        },
+    )
     _order_paths(spec)
     _customer_and_account_paths(spec)
     _product_and_health_paths(spec)
     return spec.to_dict()
-
-
-def _path_id(name: str, what: str, example: str, pattern: str = IDENTIFIER) -> dict[str, Any]:
-    return doc.path_parameter(name, pattern, f"The {what}'s id.", example)
 
 
 def _query(spec: APISpec, schema: type[Schema]) -> list[dict[str, Any]]:
@@ -119,18 +113,15 @@ def _get(
     not_found: str | None = None,
     not_found_headers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    responses: dict[int, Mapping[str, Any]] = {200: ok, 400: BAD_QUERY}
+    """A read: its answers, 400 for a bad query, 404 when `not_found` says, 503."""
+    responses: dict[int, Mapping[str, Any]] = {200: ok, 400: BAD_QUERY, 503: UNAVAILABLE}
     if not_found is not None:
         responses[404] = doc.problem(not_found, not_found_headers)
-    responses[503] = UNAVAILABLE
-    spec.path(
-        path,
-        operations={"get": doc.operation(operation_id, summary, tag, responses, parameters)},
-    )
+    doc.add_operation(spec, "get", path, operation_id, summary, tag, responses, parameters)
 
 
 def _order_paths(spec: APISpec) -> None:
-    order_id = _path_id("order_id", "order", "o-1001")
+    order_id = doc.id_parameter("order_id", IDENTIFIER, "order", "o-1001")
     _get(
         spec,
         "/orders",
@@ -164,7 +155,7 @@ def _order_paths(spec: APISpec) -> None:
 
 
 def _customer_and_account_paths(spec: APISpec) -> None:
-    customer_id = _path_id("customer_id", "customer", "c-42")
+    customer_id = doc.id_parameter("customer_id", IDENTIFIER, "customer", "c-42")
     _get(
         spec,
         "/customers/{customer_id}",
@@ -185,7 +176,7 @@ def _customer_and_account_paths(spec: APISpec) -> None:
         [customer_id, *_query(spec, CustomerOrdersArgs)],
         "The customer has no orders and no account in the read model.",
     )
-    account_id = _path_id("customer_id", "customer", "c-42", ACCOUNT_IDENTIFIER)
+    account_id = doc.id_parameter("customer_id", ACCOUNT_IDENTIFIER, "customer", "c-42")
     _get(
         spec,
         "/accounts/{customer_id}",
@@ -226,10 +217,7 @@ def _product_and_health_paths(spec: APISpec) -> None:
         "A product's sales",
         "products",
         doc.success("The product's sales.", "ProductSales"),
-        [_path_id("product_id", "product", "p-7"), *_query(spec, NoArgs)],
+        [doc.id_parameter("product_id", IDENTIFIER, "product", "p-7"), *_query(spec, NoArgs)],
         "The product was never ordered.",
     )
-    spec.path("/healthz", operations={"get": doc.health_operation()})
-    ready = doc.success("Ready.", "QueryReady")
-    unready = doc.problem("The read model is unreachable.")
-    spec.path("/readyz", operations={"get": doc.ready_operation(ready, unready)})
+    doc.add_health_paths(spec, "QueryReady", "The read model is unreachable.")

@@ -1,8 +1,9 @@
 """Building the OpenAPI 3.1 documents of both services with apispec, from marshmallow schemas.
 
 What both services share lives here: the problem+json shape (RFC 9457), the headers every
-response carries, and small builders for path parameters and responses. Each service's own
-module (`command_service.openapi`, `query_service.openapi`) lists its operations with them.
+response carries, and small builders for parameters, responses, operations and the health
+paths. Each service's own module (`command_service.openapi`, `query_service.openapi`) lists
+its operations with them.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ HTTP_SERVER_ERRORS = {
     },
 }
 HTTP_SERVER_STATUSES = {414: "RequestLineTooLong", 431: "HeadersTooLarge"}
+# How both services answer errors; part of each document's description.
+ERROR_CONVENTIONS = (
+    "Errors are application/problem+json (RFC 9457); an unknown route is a 404 and a wrong "
+    "method a 405 (with Allow). Only the HTTP server's own refusals of an over-long request "
+    "line (414) or headers (431) are text/html."
+)
+ETAG_SCHEMA = {"type": "string", "pattern": r'^"[0-9]+"$'}
 
 
 class ProblemSchema(Schema):
@@ -114,14 +122,15 @@ def decimal_string(description: str) -> fields.String:
     )
 
 
-def new_spec(title: str, description: str) -> APISpec:
-    """An empty document with the Problem schema and the shared headers registered."""
+def new_spec(title: str, about: str, *notes: str) -> APISpec:
+    """An empty document with the Problem schema and the shared headers registered; its
+    description is `about`, then ERROR_CONVENTIONS, then `notes`."""
     spec = APISpec(
         title=title,
         version=_package_version(),
         openapi_version=OPENAPI_VERSION,
         plugins=[MarshmallowPlugin()],
-        info={"description": description},
+        info={"description": " ".join([about, ERROR_CONVENTIONS, *notes])},
     )
     _add_field_attributes(spec, _ecma_pattern)
     spec.components.schema("Problem", schema=ProblemSchema)
@@ -131,6 +140,12 @@ def new_spec(title: str, description: str) -> APISpec:
     spec.components.header("X-Correlation-ID", CORRELATION_HEADER)
     spec.components.parameter("X-Correlation-ID", "header", CORRELATION_PARAMETER)
     return spec
+
+
+def register_schemas(spec: APISpec, schemas: Mapping[str, type[Schema]]) -> None:
+    """Register response schemas under their component names."""
+    for name, schema in schemas.items():
+        spec.components.schema(name, schema=schema)
 
 
 def query_parameters(spec: APISpec, schema: type[Schema]) -> list[dict[str, Any]]:
@@ -163,6 +178,11 @@ def path_parameter(name: str, pattern: str, description: str, example: str) -> d
     }
 
 
+def id_parameter(name: str, pattern: str, what: str, example: str) -> dict[str, Any]:
+    """A required path parameter naming a resource by its id ("The order's id.")."""
+    return path_parameter(name, pattern, f"The {what}'s id.", example)
+
+
 def parameter(
     name: str, location: str, description: str, schema: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -179,6 +199,11 @@ def parameter(
 def header(description: str, schema: Mapping[str, Any], required: bool = False) -> dict[str, Any]:
     """A response header object."""
     return {"description": description, "required": required, "schema": dict(schema)}
+
+
+def etag_header(description: str) -> dict[str, Any]:
+    """The required ETag response header: a version as a quoted integer."""
+    return header(description, ETAG_SCHEMA, required=True)
 
 
 def success(
@@ -211,20 +236,23 @@ def unavailable(what: str) -> dict[str, Any]:
     return problem(f"{what} Retry after Retry-After seconds.", {"Retry-After": RETRY_AFTER})
 
 
-def operation(
+def add_operation(
+    spec: APISpec,
+    method: str,
+    path: str,
     operation_id: str,
     summary: str,
     tag: str,
     responses: Mapping[int, Mapping[str, Any]],
     parameters: Iterable[Mapping[str, Any]] = (),
     request_body: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """An operation object; every operation takes the optional X-Correlation-ID header.
-
-    Parts are deep-copied: apispec resolves references in place, and they are shared.
-    """
-    parameters, responses = copy.deepcopy(list(parameters)), copy.deepcopy(dict(responses))
-    result: dict[str, Any] = {
+) -> None:
+    """Add one operation at `path`, its responses in status order, with the optional
+    X-Correlation-ID header and the HTTP server's own refusals that every operation has."""
+    # Deep copies: apispec resolves references in place, and the parts are shared.
+    parameters = copy.deepcopy(list(parameters))
+    responses = copy.deepcopy(dict(sorted(responses.items())))
+    operation: dict[str, Any] = {
         "operationId": operation_id,
         "summary": summary,
         "tags": [tag],
@@ -235,18 +263,16 @@ def operation(
         },
     }
     if request_body is not None:
-        result["requestBody"] = copy.deepcopy(dict(request_body))
-    return result
+        operation["requestBody"] = copy.deepcopy(dict(request_body))
+    spec.path(path, operations={method: operation})
 
 
-def health_operation() -> dict[str, Any]:
-    """GET /healthz: the process answers."""
-    return operation("health", "Liveness", "health", {200: success("Alive.", "Health")})
-
-
-def ready_operation(ready: Mapping[str, Any], unready: Mapping[str, Any]) -> dict[str, Any]:
-    """GET /readyz: 200 when the service's database answers, else 503."""
-    return operation("ready", "Readiness", "health", {200: ready, 503: unready})
+def add_health_paths(spec: APISpec, ready_schema: str, unready: str) -> None:
+    """GET /healthz (the process answers) and GET /readyz (200 with `ready_schema`, else 503)."""
+    alive = {200: success("Alive.", "Health")}
+    add_operation(spec, "get", "/healthz", "health", "Liveness", "health", alive)
+    readiness = {200: success("Ready.", ready_schema), 503: problem(unready)}
+    add_operation(spec, "get", "/readyz", "ready", "Readiness", "health", readiness)
 
 
 def json_body(schema: str, description: str, required: bool = True) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Fixtures that run the services as subprocesses on a temp data dir (see tests/support)."""
+"""Fixtures for the integration tests: the command app in-process (Flask test client), and the
+services as subprocesses on a temp data dir (see tests/support)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,41 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
+from command_service.app import create_app
 from command_service.event_store import EventStore
+from shared.config import Settings
 from shared.db import create_database_engine
 from tests.support.postgres import find_pg_bin, throwaway_postgres
 from tests.support.processes import HttpService, ServiceRunner
+
+
+@pytest.fixture
+def command_settings(tmp_path: Path) -> Settings:
+    """The in-process command app's settings: the test's own data dir, an 8 KiB body limit."""
+    # Small, so that the 413 test need not send the default 64 KiB.
+    return Settings.from_env({"DATA_DIR": str(tmp_path), "COMMAND_MAX_BODY_BYTES": "8192"})
+
+
+@pytest.fixture
+def app(command_settings: Settings) -> Flask:
+    """The command app in-process, on a real SQLite event log in the test's data dir."""
+    return create_app(command_settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of `app`."""
+    return app.test_client()
+
+
+@pytest.fixture
+def store(app: Flask) -> EventStore:
+    """The event store `app` writes to."""
+    store: EventStore = app.extensions["event_store"]
+    return store
 
 
 @pytest.fixture

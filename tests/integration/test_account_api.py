@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from command_service.app import create_app
 from command_service.event_store import EventStore
-from shared.config import Settings
 from tests.integration.test_command_api import assert_problem, order_body
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    yield create_app(Settings.from_env({"DATA_DIR": str(tmp_path)}))
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def store(app: Flask) -> EventStore:
-    store: EventStore = app.extensions["event_store"]
-    return store
 
 
 def open_account(client: FlaskClient, **body: Any) -> Any:

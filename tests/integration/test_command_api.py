@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from command_service.app import create_app
 from command_service.event_store import EventStore
-from shared.config import Settings
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    settings = Settings.from_env({"DATA_DIR": str(tmp_path), "COMMAND_MAX_BODY_BYTES": "8192"})
-    yield create_app(settings)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def store(app: Flask) -> EventStore:
-    store: EventStore = app.extensions["event_store"]
-    return store
 
 
 def order_body(order_id: str | None = "o-1", **overrides: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,18 +14,6 @@ from command_service.app import create_app
 from command_service.event_store import EventStore
 from shared.config import Settings
 from tests.integration.test_command_api import assert_problem, order_body
-
-
-def make_client(tmp_path: Path, ttl: int = 3600) -> tuple[FlaskClient, EventStore]:
-    app = create_app(
-        Settings.from_env({"DATA_DIR": str(tmp_path), "IDEMPOTENCY_KEY_TTL_SECONDS": str(ttl)})
-    )
-    return app.test_client(), app.extensions["event_store"]
-
-
-@pytest.fixture
-def client_and_store(tmp_path: Path) -> tuple[FlaskClient, EventStore]:
-    return make_client(tmp_path)
 
 
 def keyed(key: str) -> dict[str, str]:
@@ -38,9 +26,8 @@ def open_account(client: FlaskClient, amount: str = "100.00") -> None:
 
 
 def test_a_retried_placement_gets_the_first_response(
-    client_and_store: tuple[FlaskClient, EventStore],
+    client: FlaskClient, store: EventStore
 ) -> None:
-    client, store = client_and_store
     body = order_body(None)  # no order_id: without the key a retry would place a second order
     first = client.post("/orders", json=body, headers=keyed("k-1"))
     again = client.post("/orders", json=body, headers=keyed("k-1"))
@@ -54,9 +41,8 @@ def test_a_retried_placement_gets_the_first_response(
 
 
 def test_the_same_key_with_another_request_is_422_and_writes_nothing(
-    client_and_store: tuple[FlaskClient, EventStore],
+    client: FlaskClient, store: EventStore
 ) -> None:
-    client, store = client_and_store
     client.post("/orders", json=order_body("o-1"), headers=keyed("k-1"))
     other = client.post("/orders", json=order_body("o-2"), headers=keyed("k-1"))
     assert assert_problem(other, 422, "Idempotency-Key")["type"].endswith(":idempotency-key-reused")
@@ -67,10 +53,7 @@ def test_the_same_key_with_another_request_is_422_and_writes_nothing(
     assert store.head_position() == 1
 
 
-def test_json_spacing_and_key_order_do_not_make_another_request(
-    client_and_store: tuple[FlaskClient, EventStore],
-) -> None:
-    client, _ = client_and_store
+def test_json_spacing_and_key_order_do_not_make_another_request(client: FlaskClient) -> None:
     open_account(client)
     first = client.post(
         "/accounts/c-1/deposits",
@@ -88,10 +71,7 @@ def test_json_spacing_and_key_order_do_not_make_another_request(
     assert again.get_json() == first.get_json()
 
 
-def test_a_deposit_retried_with_its_key_counts_once(
-    client_and_store: tuple[FlaskClient, EventStore],
-) -> None:
-    client, _ = client_and_store
+def test_a_deposit_retried_with_its_key_counts_once(client: FlaskClient) -> None:
     open_account(client)
     for _ in range(3):
         response = client.post(
@@ -102,9 +82,8 @@ def test_a_deposit_retried_with_its_key_counts_once(
 
 
 def test_a_status_change_retried_with_its_key_is_not_an_invalid_transition(
-    client_and_store: tuple[FlaskClient, EventStore],
+    client: FlaskClient,
 ) -> None:
-    client, _ = client_and_store
     open_account(client)
     client.post("/orders", json=order_body("o-1"))
     paid = client.post("/orders/o-1/status", json={"status": "PAID"}, headers=keyed("pay-1"))
@@ -115,10 +94,7 @@ def test_a_status_change_retried_with_its_key_is_not_an_invalid_transition(
     assert client.delete("/orders/o-1", headers=keyed("cancel-1")).get_json() == cancel.get_json()
 
 
-def test_a_refused_command_is_not_stored_so_its_retry_runs_again(
-    client_and_store: tuple[FlaskClient, EventStore],
-) -> None:
-    client, _ = client_and_store
+def test_a_refused_command_is_not_stored_so_its_retry_runs_again(client: FlaskClient) -> None:
     client.post("/orders", json=order_body("o-1"))
     refused = client.post("/orders/o-1/status", json={"status": "PAID"}, headers=keyed("p"))
     assert refused.status_code == 409  # no account yet
@@ -129,15 +105,14 @@ def test_a_refused_command_is_not_stored_so_its_retry_runs_again(
 
 
 @pytest.mark.parametrize("key", ["", "has space", "x" * 256, "é"])
-def test_a_malformed_key_is_400(client_and_store: tuple[FlaskClient, EventStore], key: str) -> None:
-    client, store = client_and_store
+def test_a_malformed_key_is_400(client: FlaskClient, store: EventStore, key: str) -> None:
     headers = {"Idempotency-Key": key}
     assert_problem(client.post("/orders", json=order_body(), headers=headers), 400)
     assert store.head_position() == 0
 
 
-def test_keys_expire(tmp_path: Path) -> None:
-    client, _ = make_client(tmp_path, ttl=1)
+def test_keys_expire(command_settings: Settings) -> None:
+    client = create_app(replace(command_settings, idempotency_key_ttl_seconds=1)).test_client()
     open_account(client)
     client.post("/accounts/c-1/deposits", json={"amount": "1.00"}, headers=keyed("old"))
     time.sleep(1.2)
@@ -147,9 +122,8 @@ def test_keys_expire(tmp_path: Path) -> None:
 
 
 def test_concurrent_requests_with_one_key_write_once(
-    client_and_store: tuple[FlaskClient, EventStore],
+    client: FlaskClient, store: EventStore
 ) -> None:
-    client, store = client_and_store
     open_account(client)
     app = client.application
     barrier = threading.Barrier(8)

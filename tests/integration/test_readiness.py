@@ -1,0 +1,119 @@
+"""Readiness and 503s when the event log refuses writes, on a real SQLite file (no mocks):
+another process holding the write lock, and a full disk."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+import shared.db
+from command_service.app import create_app
+from shared.config import Settings
+from tests.integration.test_command_api import order_body
+from tests.support.faults import SmallDisk, sqlite_path
+
+PROBLEM_TYPE = "urn:event-sourced-orders:problem:"
+
+
+@pytest.fixture
+def impatient_app(monkeypatch: pytest.MonkeyPatch, command_settings: Settings) -> Flask:
+    """The command app, waiting 0.2 s instead of 30 s for a write lock someone else holds."""
+    monkeypatch.setattr(shared.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    return create_app(command_settings)
+
+
+@contextmanager
+def write_lock_held(database: Path) -> Iterator[None]:
+    """Another process's transaction holding SQLite's write lock, as a stuck writer would."""
+    other = sqlite3.connect(database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def place(client: FlaskClient, order_id: str) -> int:
+    return client.post("/orders", json=order_body(order_id)).status_code
+
+
+def test_a_refused_write_is_a_logged_503_and_unready_until_writes_work(
+    impatient_app: Flask, command_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = impatient_app.test_client()
+    database = sqlite_path(command_settings.event_store_url)
+    assert place(client, "o-1") == 201
+    with write_lock_held(database):
+        # Trusted until a write is refused: a probe that wrote every time would queue for
+        # the write lock with the commands.
+        assert client.get("/readyz").status_code == 200
+        with caplog.at_level(logging.WARNING, logger="command_service.problems"):
+            refused = client.post("/orders", json=order_body("o-2"))
+        assert refused.status_code == 503
+        assert refused.headers["Content-Type"] == "application/problem+json"
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.get_json() == {
+            "type": PROBLEM_TYPE + "event-store-unavailable",
+            "title": "Event store unavailable",
+            "status": 503,
+            "detail": "The event log cannot accept writes right now; nothing was recorded. "
+            "Retry shortly.",
+            "instance": "/orders",
+        }
+        [record] = [r for r in caplog.records if r.name == "command_service.problems"]
+        assert record.levelno == logging.WARNING
+        assert record.getMessage() == "event store unavailable: database is locked"
+        assert vars(record)["cause"] == "OperationalError('database is locked')"
+        assert vars(record)["path"] == "/orders"
+
+        unready = client.get("/readyz")
+        assert unready.status_code == 503
+        assert unready.get_json()["type"] == PROBLEM_TYPE + "not-ready"
+        assert unready.get_json()["detail"] == "Event log refuses writes: database is locked"
+    assert client.get("/readyz").get_json() == {"status": "ready", "head_position": 1}
+    assert client.get("/readyz").status_code == 200
+    assert place(client, "o-2") == 201
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 4 MiB tmpfs for the event log; skips where mounting is not allowed."""
+    reason = SmallDisk.cannot_mount(tmp_path / "mount-probe")
+    if reason is not None:
+        pytest.skip(reason)
+    disk = SmallDisk(tmp_path / "disk", size_mb=4)
+    disk.mount()
+    yield disk
+    disk.unmount()
+
+
+def test_readiness_follows_a_full_disk(tmp_path: Path, small_disk: SmallDisk) -> None:
+    settings = Settings.from_env(
+        {
+            "DATA_DIR": str(tmp_path / "data"),
+            "EVENT_STORE_URL": f"sqlite:///{small_disk.path / 'events.db'}",
+        }
+    )
+    client = create_app(settings).test_client()
+    assert place(client, "o-1") == 201
+    small_disk.fill()
+    try:
+        # The WAL's last block may still take a commit or two before one needs a new block.
+        answers = [place(client, f"o-{n}") for n in range(2, 12)]
+        assert 503 in answers, answers
+        unready = client.get("/readyz")
+        assert unready.status_code == 503
+        assert unready.get_json()["detail"] == "Event log refuses writes: database or disk is full"
+        assert client.get("/orders/o-1").status_code == 200  # reads need no space
+    finally:
+        small_disk.empty()
+    assert client.get("/readyz").status_code == 200
+    assert place(client, "o-99") == 201
