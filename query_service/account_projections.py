@@ -7,7 +7,7 @@ deposits - debits + credits, and an event that would break that is unprojectable
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from query_service.events import (
@@ -71,20 +71,29 @@ def project_account(current: AccountRow | None, event: AccountEvent) -> AccountC
         return _opened(event)
     if current is None:  # unreachable: version 1 is always AccountOpened (see events.py)
         raise UnprojectableEvent(f"{type(event).__name__} for unknown account {event.customer_id}")
+    deposited, debited, credited = (
+        current.deposited_cents,
+        current.debited_cents,
+        current.credited_cents,
+    )
     if isinstance(event, FundsDeposited):
         line = _line(event, DEPOSIT, event.amount_cents, None, event.deposit_id)
-        account = replace(current, deposited_cents=current.deposited_cents + event.amount_cents)
+        deposited += event.amount_cents
     elif isinstance(event, AccountDebited):
         line = _line(event, DEBIT, -event.amount_cents, event.order_id, None)
-        account = replace(current, debited_cents=current.debited_cents + event.amount_cents)
+        debited += event.amount_cents
     else:
         line = _line(event, CREDIT, event.amount_cents, event.order_id, None)
-        account = replace(current, credited_cents=current.credited_cents + event.amount_cents)
+        credited += event.amount_cents
     _expect_balance(current, line)
-    account = replace(
-        account,
+    account = AccountRow(
+        customer_id=current.customer_id,
         balance_cents=line.balance_cents,
+        deposited_cents=deposited,
+        debited_cents=debited,
+        credited_cents=credited,
         version=event.version,
+        opened_at=current.opened_at,
         updated_at=event.occurred_at,
     )
     return AccountChanges(account, is_new_account=False, statement_line=line)

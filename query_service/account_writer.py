@@ -6,6 +6,7 @@ its statement line.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from query_service.account_projections import AccountChanges, AccountRow
 from query_service.read_model import account_statement, accounts
+from query_service.writer import LOAD_CHUNK
 
 
 def load_account(conn: Connection, customer_id: str) -> AccountRow | None:
@@ -21,6 +23,28 @@ def load_account(conn: Connection, customer_id: str) -> AccountRow | None:
     statement = _statements(conn.dialect.name).load_account
     row = conn.execute(statement, {"p_customer_id": customer_id}).mappings().first()
     return AccountRow(**row) if row else None
+
+
+def load_accounts(conn: Connection, customer_ids: Iterable[str]) -> dict[str, AccountRow]:
+    """The rows of the accounts that exist among `customer_ids` (locked where supported)."""
+    found: dict[str, AccountRow] = {}
+    wanted = sorted(customer_ids)  # sorted: concurrent writers lock rows in the same order
+    for start in range(0, len(wanted), LOAD_CHUNK):
+        chunk = wanted[start : start + LOAD_CHUNK]
+        query = (
+            select(accounts)
+            .where(accounts.c.customer_id.in_(chunk))
+            .order_by(accounts.c.customer_id)
+            .with_for_update()
+        )
+        for row in conn.execute(query).mappings():
+            found[row["customer_id"]] = AccountRow(**row)
+    return found
+
+
+def advance_account_statement(conn: Connection) -> Executable:
+    """The version-checked UPDATE that claims an account's next versions (p_* parameters)."""
+    return _statements(conn.dialect.name).advance_account
 
 
 def write_account_changes(conn: Connection, changes: AccountChanges) -> bool:

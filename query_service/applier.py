@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -19,6 +18,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from query_service.account_projections import AccountRow, project_account
 from query_service.account_writer import load_account, write_account_changes
+from query_service.batch_writes import PendingWrites
 from query_service.events import (
     AccountEvent,
     Event,
@@ -27,15 +27,8 @@ from query_service.events import (
     UnprojectableEvent,
     parse_raw,
 )
-from query_service.projections import OrderRow, RowChanges, Step, next_step, project
-from query_service.read_model import STATUS_COUNT_COLUMNS
-from query_service.writer import (
-    ParkedEvent,
-    add_counters,
-    load_order,
-    park,
-    write_order_changes,
-)
+from query_service.projections import OrderRow, Step, next_step, project
+from query_service.writer import ParkedEvent, load_order, park, write_order_changes
 
 log = logging.getLogger(__name__)
 
@@ -80,27 +73,41 @@ class EventApplier:
         self.repairs = RepairCounts()
 
     @contextmanager
-    def batch(self, conn: Connection, isolated: bool = False) -> Iterator[ProjectionBatch]:
-        """A batch in the caller's transaction; its counters are written when it ends cleanly."""
-        batch = ProjectionBatch(conn, self, isolated)
+    def batch(
+        self, conn: Connection, isolated: bool = False, starts_empty: bool = False
+    ) -> Iterator[ProjectionBatch]:
+        """A batch in the caller's transaction; what it holds is written when it ends cleanly.
+
+        starts_empty: the view tables are known to be empty (a rebuild), so nothing is read.
+        """
+        batch = ProjectionBatch(conn, self, isolated, starts_empty)
         yield batch
         batch.flush()
 
 
 class ProjectionBatch:
-    """Applies events in one transaction; customer and product counters, being deltas, are
-    summed in memory and written once per row by `flush`, in the same transaction.
+    """Applies events in one transaction.
+
+    By default the batch's stream rows are read once (see `prefetch`), changed in memory and
+    written by `flush` with one statement per table (batch_writes.py). Isolated, each event's
+    rows are written at once in a savepoint, so a row the database rejects (ROW_ERRORS) makes
+    only that event unprojectable; that is several times slower, so callers use it only to
+    find the culprit after a batch failed with such an error (or with ClaimLost). Customer
+    and product counters, being deltas, are summed in memory and written by `flush` in both.
     """
 
-    def __init__(self, conn: Connection, applier: EventApplier, isolated: bool) -> None:
+    def __init__(
+        self, conn: Connection, applier: EventApplier, isolated: bool, starts_empty: bool = False
+    ) -> None:
         self.conn = conn
         self.applier = applier
-        # Isolated: each event's writes run in a savepoint, so a row the database rejects
-        # (ROW_ERRORS) makes only that event unprojectable. It costs ~40% of the throughput,
-        # so callers use it only to find the culprit after a batch failed with such an error.
         self.isolated = isolated
-        self._customers: dict[str, Counter[str]] = defaultdict(Counter)
-        self._products: dict[str, Counter[str]] = defaultdict(Counter)
+        self.pending = PendingWrites(conn, starts_empty and not isolated)
+
+    def prefetch(self, events: Iterable[Event]) -> None:
+        """Read the rows of the streams these events touch in bulk, before applying them."""
+        if not self.isolated:
+            self.pending.prefetch(events)
 
     def apply(self, event: Event) -> Outcome:
         """Apply the event (after repairing a gap before it) or recognise it as a duplicate.
@@ -108,71 +115,53 @@ class ProjectionBatch:
         Raises UnprojectableEvent (the caller parks it), CommandApiUnavailable or a database
         error (the caller rolls back and retries later).
         """
+        applied = self._applied_version(event)
+        step = next_step(applied, event.version)
+        if step is Step.DUPLICATE:
+            return Outcome.DUPLICATE
+        if step is Step.GAP:
+            self._repair_gap(event, applied)
         if isinstance(event, OrderEventBase):
-            return self._apply_order(event)
-        return self._apply_account(event)
+            written = self._write_order(self._order_row(event.order_id), event)
+        else:
+            written = self._write_account(self._account_row(event.customer_id), event)
+        return Outcome.APPLIED if written else Outcome.DUPLICATE
 
     def flush(self) -> None:
-        """Write the summed counters (called once, at the end of the batch)."""
-        customers = {key: _all_columns(c, CUSTOMER_COUNTERS) for key, c in self._customers.items()}
-        products = {key: _all_columns(c, PRODUCT_COUNTERS) for key, c in self._products.items()}
-        add_counters(self.conn, customers, products)
-        self._customers.clear()
-        self._products.clear()
+        """Write what the batch holds; it may be called again (a rebuild writes in slices)."""
+        self.pending.flush()
 
-    def _apply_order(self, event: OrderEvent) -> Outcome:
-        current = load_order(self.conn, event.order_id)
-        step = next_step(current.version if current else 0, event.version)
-        if step is Step.DUPLICATE:
-            return Outcome.DUPLICATE
-        if step is Step.GAP:
-            self._repair_gap(event, current.version if current else 0)
-            current = load_order(self.conn, event.order_id)
-        written = self._write_order(current, event)
-        return Outcome.APPLIED if written else Outcome.DUPLICATE
+    def _order_row(self, order_id: str) -> OrderRow | None:
+        return load_order(self.conn, order_id) if self.isolated else self.pending.order(order_id)
 
-    def _apply_account(self, event: AccountEvent) -> Outcome:
-        current = load_account(self.conn, event.customer_id)
-        step = next_step(current.version if current else 0, event.version)
-        if step is Step.DUPLICATE:
-            return Outcome.DUPLICATE
-        if step is Step.GAP:
-            self._repair_gap(event, current.version if current else 0)
-            current = load_account(self.conn, event.customer_id)
-        written = self._write_account(current, event)
-        return Outcome.APPLIED if written else Outcome.DUPLICATE
+    def _account_row(self, customer_id: str) -> AccountRow | None:
+        if self.isolated:
+            return load_account(self.conn, customer_id)
+        return self.pending.account(customer_id)
 
     def _write_order(self, current: OrderRow | None, event: OrderEvent) -> bool:
         changes = project(current, event)  # pure: it raises before anything is written
-        written = self._isolated_if_asked(lambda: write_order_changes(self.conn, changes))
+        if not self.isolated:
+            self.pending.record_order(changes)
+            return True
+        written = self._in_savepoint(lambda: write_order_changes(self.conn, changes))
         if written:
-            self._count(changes)
+            self.pending.count(changes)
         return written
 
     def _write_account(self, current: AccountRow | None, event: AccountEvent) -> bool:
         changes = project_account(current, event)  # pure: it raises before anything is written
-        return self._isolated_if_asked(lambda: write_account_changes(self.conn, changes))
-
-    def _isolated_if_asked(self, write: Callable[[], bool]) -> bool:
         if not self.isolated:
-            return write()
+            self.pending.record_account(changes)
+            return True
+        return self._in_savepoint(lambda: write_account_changes(self.conn, changes))
+
+    def _in_savepoint(self, write: Callable[[], bool]) -> bool:
         try:
             with self.conn.begin_nested():
                 return write()
         except ROW_ERRORS as exc:
             raise UnprojectableEvent(f"the read model rejected its rows: {exc.orig}") from exc
-
-    def _count(self, changes: RowChanges) -> None:
-        customer = self._customers[changes.customer.customer_id]
-        customer["order_count"] += changes.customer.orders
-        customer["total_cents"] += changes.customer.total_cents
-        for status, delta in changes.customer.by_status.items():
-            customer[STATUS_COUNT_COLUMNS[status]] += delta
-        for product in changes.products:
-            sales = self._products[product.product_id]
-            sales["units_sold"] += product.units
-            sales["amount_cents"] += product.amount_cents
-            sales["order_count"] += product.orders
 
     def _repair_gap(self, event: Event, applied: int) -> None:
         """Apply the versions between `applied` and the event's, read from the gap source."""
@@ -214,9 +203,9 @@ class ProjectionBatch:
     def _applied_version(self, event: Event) -> int:
         current: OrderRow | AccountRow | None
         if isinstance(event, OrderEventBase):
-            current = load_order(self.conn, event.order_id)
+            current = self._order_row(event.order_id)
         else:
-            current = load_account(self.conn, event.customer_id)
+            current = self._account_row(event.customer_id)
         return current.version if current else 0
 
     def _apply_missing(self, raw: dict[str, Any], trigger: Event) -> bool:
@@ -226,9 +215,9 @@ class ProjectionBatch:
             if missing.stream_id != trigger.stream_id:
                 raise UnprojectableEvent(f"the command API served it for {trigger.stream_id}")
             if isinstance(missing, OrderEventBase):
-                self._write_order(load_order(self.conn, missing.order_id), missing)
+                self._write_order(self._order_row(missing.order_id), missing)
             else:
-                self._write_account(load_account(self.conn, missing.customer_id), missing)
+                self._write_account(self._account_row(missing.customer_id), missing)
         except UnprojectableEvent as exc:
             error = f"{exc} (read to repair the gap before event {trigger.event_id})"
             log.error(
@@ -249,11 +238,3 @@ class ProjectionBatch:
             return False
         self.applier.repairs.repaired_events += 1
         return True
-
-
-CUSTOMER_COUNTERS = ("order_count", "total_cents", *STATUS_COUNT_COLUMNS.values())
-PRODUCT_COUNTERS = ("units_sold", "amount_cents", "order_count")
-
-
-def _all_columns(counts: Counter[str], columns: tuple[str, ...]) -> dict[str, int]:
-    return {column: counts[column] for column in columns}

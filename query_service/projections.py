@@ -6,7 +6,6 @@ Customer and product figures are deltas, so they can be added to rows in any ord
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -244,11 +243,13 @@ def _history(event: OrderEvent, event_type: str, summary: str) -> HistoryRow:
 
 
 def _product_deltas(lines: tuple[Line, ...], sign: int) -> tuple[ProductDelta, ...]:
-    units: Counter[str] = Counter()
-    amounts: Counter[str] = Counter()
+    # Plain dicts, not Counters: this runs for every order placed or cancelled.
+    units: dict[str, int] = {}
+    amounts: dict[str, int] = {}
     for line in lines:
-        units[line.product_id] += line.quantity
-        amounts[line.product_id] += line.amount_cents
+        product = line.product_id
+        units[product] = units.get(product, 0) + line.quantity
+        amounts[product] = amounts.get(product, 0) + line.quantity * line.unit_price_cents
     # Sorted so that concurrent writers touch product rows in the same order (no deadlocks).
     return tuple(
         ProductDelta(product, sign * units[product], sign * amounts[product], sign)

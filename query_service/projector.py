@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from query_service.applier import ROW_ERRORS, EventApplier, Outcome, ProjectionBatch
 from query_service.batch_report import BatchReport, ProjectorObserver, correlation_id, log_applied
+from query_service.batch_writes import ClaimLost
 from query_service.command_api import CommandApiUnavailable
 from query_service.events import Event, UnprojectableEvent, parse_message
 from query_service.partition_positions import (
@@ -183,7 +184,7 @@ class Projector:
         """Apply a batch in one transaction; if a row is rejected, redo it event by event."""
         try:
             return self._apply_batch_once(batch, isolated=False)
-        except (*ROW_ERRORS, _NeedsIsolation) as exc:
+        except (*ROW_ERRORS, ClaimLost, _NeedsIsolation) as exc:
             log.warning(
                 "a message broke its batch; applying the batch event by event to park it",
                 extra={"error": repr(exc)},
@@ -201,12 +202,14 @@ class Projector:
             write_transaction(self.engine) as conn,
             self.applier.batch(conn, isolated) as projection,
         ):
+            parsed = [(record, _parse(record)) for records in batch.values() for record in records]
+            projection.prefetch(event for _, event in parsed if not isinstance(event, Exception))
+            for record, event_or_error in parsed:
+                outcome, event = self._apply_record(projection, record, event_or_error)
+                counts[outcome] += 1
+                if event is not None:
+                    applied.append((record, event))
             for tp, records in batch.items():
-                for record in records:
-                    outcome, event = self._apply_record(projection, record)
-                    counts[outcome] += 1
-                    if event is not None:
-                        applied.append((record, event))
                 next_offsets[tp.partition] = records[-1].offset + 1
             save_positions(conn, self.topic, next_offsets)
         self.stats.batches += 1
@@ -230,10 +233,13 @@ class Projector:
             )
         return next_offsets
 
-    def _apply_record(self, projection: ProjectionBatch, record: Any) -> tuple[str, Event | None]:
-        """Apply one message: "applied" (with the event), "duplicate" or "parked"."""
+    def _apply_record(
+        self, projection: ProjectionBatch, record: Any, event: Event | Exception
+    ) -> tuple[str, Event | None]:
+        """Apply one parsed message: "applied" (with the event), "duplicate" or "parked"."""
         try:
-            event = parse_message(record.value)
+            if isinstance(event, Exception):
+                raise event
             outcome = projection.apply(event)
         except TRANSIENT_ERRORS:
             raise
@@ -281,3 +287,11 @@ class Projector:
         if now - self._last_progress_log >= PROGRESS_LOG_INTERVAL_S:
             self._last_progress_log = now
             log.info("projector progress", extra={"stats": vars(self.stats)})
+
+
+def _parse(record: Any) -> Event | Exception:
+    """The message's event, or why it cannot be one (raised again when its turn comes)."""
+    try:
+        return parse_message(record.value)
+    except Exception as exc:
+        return exc

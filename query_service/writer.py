@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,9 @@ from query_service.read_model import (
     product_sales,
     projector_positions,
 )
+
+# Ids per SELECT .. IN (...): well below every database's limit on bound parameters.
+LOAD_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,28 @@ def load_order(conn: Connection, order_id: str) -> OrderRow | None:
     """The order's row (locked for update where the database supports it), or None."""
     row = conn.execute(_statements(conn).load_order, {"p_order_id": order_id}).mappings().first()
     return OrderRow(**row) if row else None
+
+
+def load_orders(conn: Connection, order_ids: Iterable[str]) -> dict[str, OrderRow]:
+    """The rows of the orders that exist among `order_ids` (locked for update where supported)."""
+    found: dict[str, OrderRow] = {}
+    wanted = sorted(order_ids)  # sorted: concurrent writers lock rows in the same order
+    for start in range(0, len(wanted), LOAD_CHUNK):
+        chunk = wanted[start : start + LOAD_CHUNK]
+        query = (
+            select(orders)
+            .where(orders.c.order_id.in_(chunk))
+            .order_by(orders.c.order_id)
+            .with_for_update()
+        )
+        for row in conn.execute(query).mappings():
+            found[row["order_id"]] = OrderRow(**row)
+    return found
+
+
+def advance_order_statement(conn: Connection) -> Executable:
+    """The version-checked UPDATE that claims an order's next versions (p_* parameters)."""
+    return _statements(conn).advance_order
 
 
 def write_order_changes(conn: Connection, changes: RowChanges) -> bool:
