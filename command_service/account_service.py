@@ -57,23 +57,21 @@ class AccountService:
         validate_identifier("customer_id", command.customer_id)
         fingerprint = _fingerprint(command)
         stream_id = domain.account_stream(command.customer_id)
-        for _ in range(self.retry_attempts):
+        events = new_events(domain.decide(None, command), ctx, fingerprint)
+
+        def opened(appended: list[EventEnvelope]) -> AccountResult:
+            return _result(command.customer_id, appended, command.initial_deposit_cents)
+
+        # Append first, read only on a clash (as OrderService.place_order does): a new
+        # account is the common case, and the append's version check is the one that counts.
+        try:
+            appended = self.store.append(stream_id, 0, events, ctx.append_hook(opened))
+        except ConcurrencyError:
             stored = self.store.load_stream(stream_id)
-            if stored:
-                return _replayed_opening(stored, command, fingerprint)
-            events = domain.decide(None, command)
-
-            def opened(appended: list[EventEnvelope]) -> AccountResult:
-                return _result(command.customer_id, appended, command.initial_deposit_cents)
-
-            try:
-                appended = self.store.append(
-                    stream_id, 0, new_events(events, ctx, fingerprint), ctx.append_hook(opened)
-                )
-            except ConcurrencyError:
-                continue  # opened meanwhile: compare with that opening on the next pass
-            return opened(appended)
-        raise AccountContention(command.customer_id, self.retry_attempts)
+            if not stored:  # not this stream's clash (a reused event id): nothing to compare
+                raise AccountContention(command.customer_id, 1) from None
+            return _replayed_opening(stored, command, fingerprint)
+        return opened(appended)
 
     def deposit(self, command: domain.DepositFunds, ctx: CommandContext) -> AccountResult:
         """Deposit funds; a repeated deposit_id with the same amount is answered, not re-applied."""

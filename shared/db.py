@@ -1,11 +1,16 @@
 """Database engines for SQLite (the embedded default) and any other SQLAlchemy URL.
 
 SQLite runs in WAL mode with a busy timeout so several gunicorn workers and the relay can
-share one file; writers that must serialize ask for BEGIN IMMEDIATE (see `write_transaction`).
+share one file; writers that must serialize ask for BEGIN IMMEDIATE (see `write_transaction`),
+and threads of one process queue for that lock on a Python lock first.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -14,10 +19,29 @@ from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import TypeDecorator
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-_IMMEDIATE = "orders_sqlite_begin_immediate"
+
+# One lock per SQLite file and process, shared by every engine on that file. SQLite's busy
+# handler polls with sleeps of 1, 2, 5, 10 ... 100 ms, so a thread waiting for the write lock
+# in SQLite often wakes long after it was freed (a convoy under load); a Python lock hands it
+# over at once. Other processes still meet in SQLite's busy handler.
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_ENGINE_LOCK_KEYS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _fresh_locks_after_fork() -> None:
+    # A lock held by another thread at fork time would stay held forever in the child.
+    global _WRITE_LOCKS_GUARD
+    _WRITE_LOCKS_GUARD = threading.Lock()
+    for key in _WRITE_LOCKS:
+        _WRITE_LOCKS[key] = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_after_fork)
 
 
 def create_database_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
@@ -33,7 +57,18 @@ def create_database_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
     _configure_sqlite(engine, sqlite_synchronous)
+    _register_write_lock(engine, database)
     return engine
+
+
+def _register_write_lock(engine: Engine, database: str | None) -> None:
+    if database and database != ":memory:" and not database.startswith("file:"):
+        key = os.path.realpath(database)
+    else:
+        key = f"engine:{id(engine)}"  # in-memory or URI database: one per engine
+    with _WRITE_LOCKS_GUARD:
+        _WRITE_LOCKS.setdefault(key, threading.Lock())
+        _ENGINE_LOCK_KEYS[engine] = key
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:
@@ -51,20 +86,77 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # A deferred BEGIN that later writes can fail with SQLITE_BUSY without waiting;
-        # IMMEDIATE takes the write lock up front, honouring the busy timeout.
-        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # The sqlite3 module no longer begins for us (see _on_connect), so reads say BEGIN
+        # here; inside write_transaction the driver is already in its BEGIN IMMEDIATE.
+        driver = conn.connection.driver_connection
+        if driver.in_transaction:  # type: ignore[union-attr]
+            return
+        _execute_on_driver(driver, "BEGIN")
 
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the database's write lock from its start (SQLite) and commits."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn = conn.execution_options(**{_IMMEDIATE: True})
-        with conn.begin():
+    key = _ENGINE_LOCK_KEYS.get(engine)
+    if key is None:
+        # PostgreSQL and others lock rows, not the database: nothing to queue for. (A SQLite
+        # engine not made by create_database_engine gets the sqlite3 module's own BEGIN.)
+        with engine.begin() as conn:
             yield conn
+        return
+    lock = _WRITE_LOCKS[key]
+    if not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        # What SQLite itself would answer after its busy timeout.
+        raise OperationalError(
+            "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+        )
+    try:
+        with _immediate_transaction(engine) as conn:
+            yield conn
+    finally:
+        lock.release()
+
+
+@contextmanager
+def _immediate_transaction(engine: Engine) -> Iterator[Connection]:
+    # A deferred BEGIN that later writes can fail with SQLITE_BUSY without waiting; IMMEDIATE
+    # takes the write lock up front, honouring the busy timeout. BEGIN and COMMIT go to the
+    # driver: SQLAlchemy's begin/commit machinery cost a quarter of a one-event append. If the
+    # caller's statements make SQLAlchemy begin (it does on first use), its transaction joins
+    # this one (see _on_begin) and the commit goes through it, so its state stays right.
+    with engine.connect() as conn:
+        driver: Any = conn.connection.driver_connection
+        _execute_on_driver(driver, "BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction():
+                conn.rollback()
+            elif driver.in_transaction:  # SQLite ends it itself after some errors
+                _execute_on_driver(driver, "ROLLBACK")
+            raise
+        if conn.in_transaction():
+            conn.commit()
+        else:
+            _execute_on_driver(driver, "COMMIT")
+
+
+def _execute_on_driver(driver: Any, statement: str) -> None:
+    try:
+        driver.execute(statement)
+    except sqlite3.OperationalError as exc:
+        # Raised as SQLAlchemy would have, so callers catch one exception type.
+        raise OperationalError(statement, None, exc) from exc
+
+
+def sqlite_datetime_text(value: datetime) -> str:
+    """How UTCDateTime stores a datetime in SQLite, for rows written on the driver's cursor."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given where UTC is required")
+    # SQLAlchemy's SQLite DATETIME storage format, microseconds always written: text
+    # comparisons and its parser see the same shape whichever path wrote the row.
+    naive = value.astimezone(UTC).replace(tzinfo=None)
+    return naive.isoformat(sep=" ", timespec="microseconds")
 
 
 # Arbitrary constant naming the PostgreSQL advisory lock that serializes schema creation.

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from command_service.event_store import (
     ConcurrencyError,
@@ -17,6 +17,7 @@ from command_service.event_store import (
     StreamAppend,
 )
 from shared.db import create_database_engine
+from shared.envelope import EventEnvelope
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -165,3 +166,106 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
         # 2 = FULL: an acknowledged commit survives power loss, not just a process crash.
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+
+
+def test_sqlite_cursor_path_stores_what_the_core_path_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SQLite append writes rows itself; they must read back (and be stored) exactly as
+    # rows written through SQLAlchemy's JSON and UTCDateTime types.
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'events.db'}")
+    store = EventStore(engine)
+    store.create_schema()
+    core = EventStore(engine)
+    monkeypatch.setattr(core, "_sqlite_cursor", False)
+    tricky = {"text": 'naïve ✓ "quoted"', "nested": {"list": [1, 2.5, None, True]}}
+    by_cursor = store.append("a", 0, [NewEvent("Happened", tricky, {"m": "é"})])
+    by_core = core.append("b", 0, [NewEvent("Happened", tricky, {"m": "é"})])
+    loaded_cursor, loaded_core = store.load_stream("a")[0], store.load_stream("b")[0]
+    assert loaded_cursor == by_cursor[0] and loaded_core == by_core[0]
+    assert (loaded_cursor.data, loaded_cursor.metadata) == (loaded_core.data, loaded_core.metadata)
+    assert loaded_cursor.occurred_at.tzinfo is not None
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT data, metadata, typeof(recorded_at), length(recorded_at) FROM events"
+            " ORDER BY position"
+        ).all()
+    assert stored[0] == stored[1]
+
+
+def test_threads_appending_get_gapless_positions_and_versions(store: EventStore) -> None:
+    # Every thread appends to its own stream and to one shared stream (retrying its clashes):
+    # the log must come out gapless, each stream numbered 1..n.
+    threads, per_thread = 6, 15
+    barrier = threading.Barrier(threads)
+
+    def writer(i: int) -> None:
+        barrier.wait()
+        for n in range(per_thread):
+            store.append(f"own-{i}", n, [event(n)])
+            while True:
+                try:
+                    store.append("shared", store.stream_version("shared"), [event(n)])
+                    break
+                except ConcurrencyError:
+                    continue
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    log = store.read_all(0, 10_000)
+    assert [e.position for e in log] == list(range(1, 2 * threads * per_thread + 1))
+    assert [e.version for e in store.load_stream("shared")] == list(
+        range(1, threads * per_thread + 1)
+    )
+    for i in range(threads):
+        assert [e.version for e in store.load_stream(f"own-{i}")] == list(range(1, per_thread + 1))
+
+
+class RecordingHook:
+    """Writes a marker row inside the append's transaction, or fails where told to."""
+
+    def __init__(self, fail_in: str | None = None) -> None:
+        self.fail_in = fail_in
+        self.seen: list[int] = []
+
+    def before(self, conn: Connection) -> None:
+        if self.fail_in == "before":
+            raise RuntimeError("refused before")
+
+    def after(self, conn: Connection, appended: list[EventEnvelope]) -> None:
+        self.seen = [e.position for e in appended]
+        conn.execute(
+            text("INSERT INTO markers (position) VALUES (:p)"), {"p": appended[-1].position}
+        )
+        if self.fail_in == "after":
+            raise RuntimeError("refused after")
+
+
+def _markers(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT position FROM markers ORDER BY position")).scalars())
+
+
+def test_hook_writes_commit_with_the_events_or_not_at_all(
+    engine: Engine, store: EventStore
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE markers (position INTEGER NOT NULL)"))
+    try:
+        hook = RecordingHook()
+        store.append("h", 0, [event(1), event(2)], hook)
+        assert hook.seen == [1, 2]
+        assert _markers(engine) == [2]
+        for where in ("before", "after"):
+            with pytest.raises(RuntimeError):
+                store.append("h", 2, [event(3)], RecordingHook(fail_in=where))
+        assert store.head_position() == 2
+        assert _markers(engine) == [2]
+        store.append("h", 2, [event(3)], RecordingHook())  # the connection is usable again
+        assert _markers(engine) == [2, 3]
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE markers"))
