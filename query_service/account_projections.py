@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from query_service.events import (
     AccountCredited,
@@ -23,8 +24,8 @@ from query_service.projections import Step, format_cents, next_step
 DEPOSIT, DEBIT, CREDIT = "DEPOSIT", "DEBIT", "CREDIT"
 
 
-@dataclass(frozen=True)
-class AccountRow:
+# Rows are named tuples in their table's column order, changes a plain dataclass: see OrderRow.
+class AccountRow(NamedTuple):
     """A row of the accounts table; `version` is the last applied version of the account."""
 
     customer_id: str
@@ -37,8 +38,7 @@ class AccountRow:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
-class StatementLine:
+class StatementLine(NamedTuple):
     """A row of the account_statement table: one per money event, amount signed (+in, -out)."""
 
     customer_id: str
@@ -53,7 +53,7 @@ class StatementLine:
     position: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class AccountChanges:
     """Everything one account event changes: the account row (insert when new), a statement line."""
 

@@ -56,7 +56,7 @@ def write_account_changes(conn: Connection, changes: AccountChanges) -> bool:
     account = changes.account
     if changes.is_new_account:
         # RETURNING, not rowcount: drivers do not agree on rowcount for ON CONFLICT DO NOTHING.
-        inserted = conn.execute(statements.insert_account, dict(vars(account)))
+        inserted = conn.execute(statements.insert_account, account._asdict())
         claimed = (inserted.first() is not None) if inserted.returns_rows else True
     else:
         advanced = conn.execute(
@@ -76,7 +76,7 @@ def write_account_changes(conn: Connection, changes: AccountChanges) -> bool:
     if not claimed:
         return False
     if changes.statement_line is not None:
-        conn.execute(insert(account_statement), dict(vars(changes.statement_line)))
+        conn.execute(insert(account_statement), changes.statement_line._asdict())
     return True
 
 

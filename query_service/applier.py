@@ -115,17 +115,28 @@ class ProjectionBatch:
         Raises UnprojectableEvent (the caller parks it), CommandApiUnavailable or a database
         error (the caller rolls back and retries later).
         """
-        applied = self._applied_version(event)
+        # The stream's row is looked up once: it decides both the step and the changes.
+        if isinstance(event, OrderEventBase):
+            order = self._order_row(event.order_id)
+            step = self._step(event, order)
+            if step is Step.GAP:  # repaired: the row moved on
+                order = self._order_row(event.order_id)
+            written = step is not Step.DUPLICATE and self._write_order(order, event)
+        else:
+            account = self._account_row(event.customer_id)
+            step = self._step(event, account)
+            if step is Step.GAP:
+                account = self._account_row(event.customer_id)
+            written = step is not Step.DUPLICATE and self._write_account(account, event)
+        return Outcome.APPLIED if written else Outcome.DUPLICATE
+
+    def _step(self, event: Event, current: OrderRow | AccountRow | None) -> Step:
+        """What the event is to its stream; a gap before it is repaired here."""
+        applied = current.version if current else 0
         step = next_step(applied, event.version)
-        if step is Step.DUPLICATE:
-            return Outcome.DUPLICATE
         if step is Step.GAP:
             self._repair_gap(event, applied)
-        if isinstance(event, OrderEventBase):
-            written = self._write_order(self._order_row(event.order_id), event)
-        else:
-            written = self._write_account(self._account_row(event.customer_id), event)
-        return Outcome.APPLIED if written else Outcome.DUPLICATE
+        return step
 
     def flush(self) -> None:
         """Write what the batch holds; it may be called again (a rebuild writes in slices)."""

@@ -60,9 +60,13 @@ class PendingWrites:
         # The version stored in the database (0: no row), what a flush claims against.
         self._stored_orders: dict[str, int] = {}
         self._stored_accounts: dict[str, int] = {}
-        self._lines: list[Any] = []
-        self._history: list[Any] = []
-        self._statement: list[Any] = []
+        # The rows changed since the last flush: a rebuild keeps every row, and looking at all
+        # of them at each flush grew with the log.
+        self._changed_orders: set[str] = set()
+        self._changed_accounts: set[str] = set()
+        self._lines: list[tuple[Any, ...]] = []
+        self._history: list[tuple[Any, ...]] = []
+        self._statement: list[tuple[Any, ...]] = []
         self._customers: dict[str, Counter[str]] = defaultdict(Counter)
         self._products: dict[str, Counter[str]] = defaultdict(Counter)
 
@@ -92,14 +96,18 @@ class PendingWrites:
 
     def record_order(self, changes: RowChanges) -> None:
         """Take an order event's changes; its rows are written by the next flush."""
-        self.orders[changes.order.order_id] = changes.order
+        order_id = changes.order.order_id
+        self.orders[order_id] = changes.order
+        self._changed_orders.add(order_id)
         self._lines.extend(changes.lines)
         self._history.append(changes.history)
         self.count(changes)
 
     def record_account(self, changes: AccountChanges) -> None:
         """Take an account event's changes; its rows are written by the next flush."""
-        self.accounts[changes.account.customer_id] = changes.account
+        customer_id = changes.account.customer_id
+        self.accounts[customer_id] = changes.account
+        self._changed_accounts.add(customer_id)
         if changes.statement_line is not None:
             self._statement.append(changes.statement_line)
 
@@ -120,19 +128,26 @@ class PendingWrites:
         """Write every pending change; raises ClaimLost if a stream row moved meanwhile."""
         # Stream rows first: they are the claims, and the other rows hang on them.
         self._write_streams(
-            orders, self.orders, self._stored_orders, advance_order_statement(self.conn)
+            orders,
+            self.orders,
+            self._changed_orders,
+            self._stored_orders,
+            advance_order_statement(self.conn),
         )
         self._write_streams(
-            accounts, self.accounts, self._stored_accounts, advance_account_statement(self.conn)
+            accounts,
+            self.accounts,
+            self._changed_accounts,
+            self._stored_accounts,
+            advance_account_statement(self.conn),
         )
         for table, rows in (
             (order_lines, self._lines),
             (order_history, self._history),
             (account_statement, self._statement),
         ):
-            if rows:
-                execute_many(self.conn, insert_statement(table), [vars(row) for row in rows])
-                rows.clear()
+            insert_rows(self.conn, table, rows)
+            rows.clear()
         add_counters(
             self.conn,
             {key: _all_columns(c, CUSTOMER_COUNTERS) for key, c in self._customers.items()},
@@ -145,31 +160,32 @@ class PendingWrites:
         self,
         table: Table,
         current: dict[str, Any],
+        changed: set[str],
         stored: dict[str, int],
         advance: Executable,
     ) -> None:
         advance_columns = ORDER_ADVANCE_COLUMNS if table is orders else ACCOUNT_ADVANCE_COLUMNS
         key_name = table.primary_key.columns[0].name
-        new: list[dict[str, Any]] = []
+        new: list[tuple[Any, ...]] = []
         advanced: list[dict[str, Any]] = []
         # Sorted, so that concurrent writers lock rows in the same order and cannot deadlock.
-        for key in sorted(current):
+        for key in sorted(changed):
             row = current[key]
             stored_version = stored.get(key, 0)
             if row is None or row.version == stored_version:
                 continue
-            values = vars(row)
             if stored_version == 0:
-                new.append(values)
+                new.append(row)
             else:
-                changed = {f"p_{name}": values[name] for name in advance_columns}
+                values = row._asdict()
+                moved = {f"p_{name}": values[name] for name in advance_columns}
                 advanced.append(
-                    {**changed, f"p_{key_name}": key, "p_previous_version": stored_version}
+                    {**moved, f"p_{key_name}": key, "p_previous_version": stored_version}
                 )
             stored[key] = row.version
-        if new:
-            # A row another writer inserted meanwhile fails the batch with IntegrityError.
-            execute_many(self.conn, insert_statement(table), new)
+        changed.clear()
+        # A row another writer inserted meanwhile fails the batch with IntegrityError.
+        insert_rows(self.conn, table, new)
         if advanced and execute_many(self.conn, advance, advanced) != len(advanced):
             raise ClaimLost(f"a row of {table.name} was advanced by another writer")
 
@@ -200,7 +216,22 @@ def execute_many(conn: Connection, statement: Executable, rows: Sequence[dict[st
     if not rows:
         return 0
     driver = _compile(statement, conn.dialect)
-    params: list[Any] = [driver.values_of(row) for row in rows]
+    return _execute_driver(conn, driver, [driver.values_of(row) for row in rows])
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT rows given as tuples in the table's column order (the projections' row types)."""
+    if not rows:
+        return
+    driver = _compile(insert_statement(table), conn.dialect)
+    if driver.names != tuple(table.columns.keys()):
+        columns = tuple(table.columns.keys())
+        in_driver_order = itemgetter(*(columns.index(name) for name in driver.names))
+        rows = [in_driver_order(row) for row in rows]
+    _execute_driver(conn, driver, rows)
+
+
+def _execute_driver(conn: Connection, driver: _DriverStatement, params: Sequence[Any]) -> int:
     if driver.processors:
         columns = list(zip(*params, strict=True))
         # Per type: one instant often recurs (created_at and updated_at, events of one append).
@@ -213,7 +244,7 @@ def execute_many(conn: Connection, statement: Executable, rows: Sequence[dict[st
         params = [dict(zip(driver.names, values, strict=True)) for values in params]
     result = conn.exec_driver_sql(driver.sql, params)
     if not conn.dialect.supports_sane_multi_rowcount:
-        return len(rows)
+        return len(params)
     return int(result.rowcount)
 
 

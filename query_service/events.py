@@ -19,6 +19,7 @@ ORDER_STATUSES = ("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")
 CANCELLED = "CANCELLED"
 ORDER_TYPES = frozenset({"OrderPlaced", "OrderStatusChanged", "OrderCancelled"})
 ACCOUNT_TYPES = frozenset({"AccountOpened", "FundsDeposited", "AccountDebited", "AccountCredited"})
+EVENT_TYPES = ORDER_TYPES | ACCOUNT_TYPES
 MAX_ID_LENGTH = 64
 ACCOUNT_STREAM_PREFIX = "account:"
 _IDENTIFIER = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -31,7 +32,12 @@ class UnprojectableEvent(ValueError):
     """An event the projection cannot apply: malformed, unknown, or inconsistent with the model."""
 
 
-@dataclass(frozen=True)
+# The event classes below are treated as immutable but not declared frozen: a frozen
+# dataclass's __init__ sets each field through object.__setattr__, about 1 us per event of
+# 8 to 10 fields, which was a tenth of a rebuild's time per event.
+
+
+@dataclass
 class Line:
     """One product of an order; money is integer cents."""
 
@@ -44,7 +50,7 @@ class Line:
         return self.quantity * self.unit_price_cents
 
 
-@dataclass(frozen=True)
+@dataclass
 class OrderEventBase:
     """What every order event carries: identity, place in its stream and in the log."""
 
@@ -60,7 +66,7 @@ class OrderEventBase:
         return self.order_id
 
 
-@dataclass(frozen=True)
+@dataclass
 class OrderPlaced(OrderEventBase):
     """An order was accepted."""
 
@@ -68,7 +74,7 @@ class OrderPlaced(OrderEventBase):
     total_cents: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class OrderStatusChanged(OrderEventBase):
     """An order moved along its lifecycle (never to CANCELLED: that is OrderCancelled)."""
 
@@ -77,7 +83,7 @@ class OrderStatusChanged(OrderEventBase):
     total_cents: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class OrderCancelled(OrderEventBase):
     """An order was cancelled; it carries its lines so readers can reverse their effects."""
 
@@ -90,7 +96,7 @@ class OrderCancelled(OrderEventBase):
 OrderEvent = OrderPlaced | OrderStatusChanged | OrderCancelled
 
 
-@dataclass(frozen=True)
+@dataclass
 class AccountEventBase:
     """What every account event carries: the customer, place in the account stream and log."""
 
@@ -105,12 +111,12 @@ class AccountEventBase:
         return account_stream(self.customer_id)
 
 
-@dataclass(frozen=True)
+@dataclass
 class AccountOpened(AccountEventBase):
     """A customer's account exists, with a zero balance (always version 1)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class FundsDeposited(AccountEventBase):
     """Money came in; balance_cents is the balance after it."""
 
@@ -119,7 +125,7 @@ class FundsDeposited(AccountEventBase):
     deposit_id: str | None
 
 
-@dataclass(frozen=True)
+@dataclass
 class AccountDebited(AccountEventBase):
     """An order was paid from the account; balance_cents is the balance after it."""
 
@@ -128,7 +134,7 @@ class AccountDebited(AccountEventBase):
     balance_cents: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class AccountCredited(AccountEventBase):
     """A paid order was cancelled and its amount given back; balance_cents is after it."""
 
@@ -173,7 +179,7 @@ def parse_raw(raw: Any) -> Event:
 
 def parse_event(envelope: EventEnvelope) -> Event:
     """Upcast an envelope to its type's current schema, validate its data, and type it."""
-    if envelope.type not in ORDER_TYPES | ACCOUNT_TYPES:
+    if envelope.type not in EVENT_TYPES:
         raise UnprojectableEvent(f"unsupported event type {envelope.type}")
     try:
         envelope = EVENT_SCHEMAS.upcast(envelope)
@@ -192,30 +198,34 @@ def _parse_order(envelope: EventEnvelope) -> OrderEvent:
     order_id = _identifier(data, "order_id")
     if order_id != envelope.stream_id:
         raise ValueError(f"data.order_id {order_id!r} is not the stream id {envelope.stream_id!r}")
-    if envelope.version < 1:
+    version = envelope.version
+    if version < 1:
         raise ValueError("version must be >= 1")
-    base: dict[str, Any] = {
-        "event_id": _text(envelope.event_id, "event_id"),
-        "order_id": order_id,
-        "customer_id": _identifier(data, "customer_id"),
-        "version": envelope.version,
-        "position": envelope.position,
-        "occurred_at": envelope.occurred_at,
-    }
-    if (envelope.type == "OrderPlaced") != (envelope.version == 1):
+    # Positional arguments: keyword dicts per event showed in the rebuild's profile.
+    event_id = _text(envelope.event_id, "event_id")
+    customer_id = _identifier(data, "customer_id")
+    position, occurred_at = envelope.position, envelope.occurred_at
+    if (envelope.type == "OrderPlaced") != (version == 1):
         raise ValueError("an order stream starts with OrderPlaced at version 1, and only there")
     if envelope.type == "OrderPlaced":
         lines = _lines(data)
         total = _amount(data, "total_cents")
-        if total != sum(line.amount_cents for line in lines):
+        if total != sum(line.quantity * line.unit_price_cents for line in lines):
             raise ValueError("total_cents is not the sum of the lines")
-        return OrderPlaced(**base, lines=lines, total_cents=total)
+        return OrderPlaced(
+            event_id, order_id, customer_id, version, position, occurred_at, lines, total
+        )
     if envelope.type == "OrderStatusChanged":
         to_status = _status(data, "to_status")
         if to_status in ("PLACED", CANCELLED):
             raise ValueError(f"a status change cannot move an order to {to_status}")
         return OrderStatusChanged(
-            **base,
+            event_id,
+            order_id,
+            customer_id,
+            version,
+            position,
+            occurred_at,
             from_status=_status(data, "from_status"),
             to_status=to_status,
             total_cents=_amount(data, "total_cents"),
@@ -224,7 +234,12 @@ def _parse_order(envelope: EventEnvelope) -> OrderEvent:
     if reason is not None and not isinstance(reason, str):
         raise ValueError("reason must be a string or null")
     return OrderCancelled(
-        **base,
+        event_id,
+        order_id,
+        customer_id,
+        version,
+        position,
+        occurred_at,
         previous_status=_status(data, "previous_status"),
         lines=_lines(data),
         total_cents=_amount(data, "total_cents"),
@@ -239,35 +254,38 @@ def _parse_account(envelope: EventEnvelope) -> AccountEvent:
         raise ValueError("customer_id must be 1 to 64 characters of [A-Za-z0-9._-]")
     if envelope.stream_id != account_stream(customer_id):
         raise ValueError(f"stream id {envelope.stream_id!r} is not {account_stream(customer_id)!r}")
-    if envelope.version < 1:
+    version = envelope.version
+    if version < 1:
         raise ValueError("version must be >= 1")
-    if (envelope.type == "AccountOpened") != (envelope.version == 1):
+    if (envelope.type == "AccountOpened") != (version == 1):
         raise ValueError("an account stream starts with AccountOpened at version 1, and only there")
-    base: dict[str, Any] = {
-        "event_id": _text(envelope.event_id, "event_id"),
-        "customer_id": customer_id,
-        "version": envelope.version,
-        "position": envelope.position,
-        "occurred_at": envelope.occurred_at,
-    }
+    event_id = _text(envelope.event_id, "event_id")
+    position, occurred_at = envelope.position, envelope.occurred_at
     if envelope.type == "AccountOpened":
-        return AccountOpened(**base)
+        return AccountOpened(event_id, customer_id, version, position, occurred_at)
     if envelope.type == "FundsDeposited":
         deposit_id = data.get("deposit_id")
         return FundsDeposited(
-            **base,
+            event_id,
+            customer_id,
+            version,
+            position,
+            occurred_at,
             amount_cents=_count(data, "amount_cents"),
             balance_cents=_amount(data, "balance_cents"),
             deposit_id=None if deposit_id is None else _identifier(data, "deposit_id"),
         )
-    movement: dict[str, Any] = {
-        "order_id": _identifier(data, "order_id"),
-        "amount_cents": _amount(data, "amount_cents"),
-        "balance_cents": _amount(data, "balance_cents"),
-    }
-    if envelope.type == "AccountDebited":
-        return AccountDebited(**base, **movement)
-    return AccountCredited(**base, **movement)
+    movement = AccountDebited if envelope.type == "AccountDebited" else AccountCredited
+    return movement(
+        event_id,
+        customer_id,
+        version,
+        position,
+        occurred_at,
+        order_id=_identifier(data, "order_id"),
+        amount_cents=_amount(data, "amount_cents"),
+        balance_cents=_amount(data, "balance_cents"),
+    )
 
 
 def _lines(data: dict[str, Any]) -> tuple[Line, ...]:

@@ -25,11 +25,14 @@ rejects a row is the log applied again event by event, each in a savepoint, to p
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +61,9 @@ MAX_PAGE_SIZE = 1000  # the command API's own limit
 DEFAULT_PAGE_SIZE = MAX_PAGE_SIZE
 # Rows held in memory between writes; the order and account rows stay until the end.
 FLUSH_EVERY_EVENTS = 20_000
+# Allocations between the garbage collector's youngest-generation passes during a rebuild
+# (Python's default is 700); see _fewer_collections.
+REBUILD_GC_THRESHOLD = 100_000
 PAGE_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)  # then the rebuild gives up and rolls back
 KAFKA_TIMEOUT_S = 5.0
 
@@ -91,7 +97,8 @@ def rebuild_read_model(
     create_read_model_schema(engine)
     args = (engine, source, topic, end_offsets, page_size, progress, retry_delays_s)
     try:
-        counts = _rebuild_once(*args, isolated=False)
+        with _fewer_collections():
+            counts = _rebuild_once(*args, isolated=False)
     except (*ROW_ERRORS, ClaimLost) as exc:
         # Rare: an event whose rows the database rejects. Redo it all with a savepoint per
         # event (slower), so that only that event is parked.
@@ -147,6 +154,20 @@ def _rebuild_once(
         if end_offsets:
             save_positions(conn, topic, end_offsets)
     return events, applied, parked
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often for the duration, then as before."""
+    # The rebuild allocates several objects per event and keeps the stream rows to the end,
+    # and hardly any of them are in reference cycles: collecting every 700 allocations cost
+    # about a tenth of its CPU (the thresholds are process-wide, hence restored after).
+    thresholds = gc.get_threshold()
+    gc.set_threshold(REBUILD_GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def _truncate(conn: Connection) -> None:

@@ -87,7 +87,7 @@ def write_order_changes(conn: Connection, changes: RowChanges) -> bool:
     order = changes.order
     if changes.is_new_order:
         # RETURNING, not rowcount: drivers do not agree on rowcount for ON CONFLICT DO NOTHING.
-        inserted = conn.execute(statements.insert_order, _as_row(order))
+        inserted = conn.execute(statements.insert_order, order._asdict())
         claimed = (inserted.first() is not None) if inserted.returns_rows else True
     else:
         advanced = conn.execute(
@@ -104,8 +104,8 @@ def write_order_changes(conn: Connection, changes: RowChanges) -> bool:
     if not claimed:
         return False
     if changes.lines:
-        conn.execute(insert(order_lines), [_as_row(line) for line in changes.lines])
-    conn.execute(insert(order_history), _as_row(changes.history))
+        conn.execute(insert(order_lines), [line._asdict() for line in changes.lines])
+    conn.execute(insert(order_history), changes.history._asdict())
     return True
 
 
@@ -199,11 +199,6 @@ def park(conn: Connection, parked: ParkedEvent) -> bool:
         },
     )
     return True
-
-
-def _as_row(row: object) -> dict[str, Any]:
-    # Shallow: dataclasses.asdict deep-copies every value, which showed up in profiles.
-    return dict(vars(row))
 
 
 @dataclass(frozen=True)

@@ -57,16 +57,17 @@ class EventEnvelope:
         if not isinstance(raw, dict):
             raise EnvelopeError("envelope must be a JSON object")
         try:
+            # Positional: the read side parses every event of a rebuild through here.
             envelope = cls(
-                event_id=_str(raw, "event_id"),
-                type=_str(raw, "type"),
-                stream_id=_str(raw, "stream_id"),
-                version=_int(raw, "version"),
-                position=_int(raw, "position"),
-                occurred_at=parse_timestamp(_str(raw, "occurred_at")),
-                schema_version=_int(raw, "schema_version"),
-                data=_object(raw, "data"),
-                metadata=_object(raw, "metadata"),
+                _str(raw, "event_id"),
+                _str(raw, "type"),
+                _str(raw, "stream_id"),
+                _int(raw, "version"),
+                _int(raw, "position"),
+                parse_timestamp(_str(raw, "occurred_at")),
+                _int(raw, "schema_version"),
+                _object(raw, "data"),
+                _object(raw, "metadata"),
             )
         except (KeyError, ValueError) as exc:
             raise EnvelopeError(f"invalid envelope: {exc}") from exc
