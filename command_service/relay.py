@@ -4,6 +4,11 @@ Commands only write SQLite; this separate process reads the log after its last p
 position, sends each event keyed by order id, and stores the new position only once the
 broker acknowledged it. Delivery is at-least-once: after a crash or a failed batch the
 unacknowledged tail is sent again, so consumers deduplicate by event_id or stream version.
+
+A relay sends only while `LeaseHeartbeat.holds_lease()` says its lease is valid, asked before
+every read and before every single send: a relay paused past its lease (SIGSTOP, a stalled
+VM) stops at its first step after waking up. Records it handed to the producer before the
+pause may still reach the broker after it; those are duplicates consumers already skip.
 """
 
 from __future__ import annotations
@@ -17,18 +22,21 @@ from types import FrameType
 from typing import Any, Protocol
 
 from kafka.errors import KafkaError
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from command_service.event_store import EventStore, EventStoreUnavailable
+from command_service.event_store import EventStore, EventStoreUnavailable, events_table
 from command_service.relay_lease import LeaseHeartbeat, LeaseLost, RelayLease, new_owner_id
+from command_service.relay_message import message_headers as message_headers
+from command_service.relay_message import send_event
 from shared import kafka as kafka_clients
 from shared.config import Settings
-from shared.correlation import KAFKA_CORRELATION_HEADER
 from shared.db import create_database_engine
 from shared.envelope import EventEnvelope
 from shared.metrics_dir import claim_metrics_dir
 from shared.structured_logging import configure_logging
 
+# `message_headers` is imported above as itself so bench/ can keep importing it from here.
 log = logging.getLogger(__name__)
 
 BACKOFF_INITIAL_SECONDS = 0.1
@@ -43,6 +51,10 @@ ProducerFactory = Callable[[Settings], Any]
 
 class PublishFailed(Exception):
     """The broker did not acknowledge every event of a batch."""
+
+
+class LeaseNotHeld(Exception):
+    """The lease lapsed or was taken in the middle of a batch: the rest was not sent."""
 
 
 class RelayObserver(Protocol):
@@ -75,13 +87,55 @@ class Backoff:
         self.failures = 0
 
 
-def message_headers(envelope: EventEnvelope, source: str) -> list[tuple[str, bytes]]:
-    """CloudEvents binary-mode headers plus the command's correlation id, when it has one."""
-    headers = envelope.cloudevents_headers(source)
-    correlation_id = envelope.metadata.get("correlation_id")
-    if isinstance(correlation_id, str) and correlation_id:
-        headers.append((KAFKA_CORRELATION_HEADER, correlation_id.encode()))
-    return headers
+def create_relay_engine(settings: Settings) -> Engine:
+    """The relay's connection to the event-log database, with its own SQLite durability."""
+    # The relay writes only its checkpoint and lease, and each commit holds the write lock the
+    # command service appends under. NORMAL (WAL) commits without an fsync, so that lock is
+    # held for microseconds; a commit lost to a power cut costs a re-publish (at least once)
+    # or an earlier lease expiry, never an event. OFF, if configured, stays OFF.
+    synchronous = "OFF" if settings.sqlite_synchronous == "OFF" else "NORMAL"
+    return create_database_engine(settings.event_store_url, synchronous)
+
+
+class NewEventProbe:
+    """Says cheaply whether the log grew past a position, so an idle relay can poll often.
+
+    SQLite: `SELECT max(position)` on one connection kept open (microseconds, against about a
+    millisecond for a read through the event store). Other databases: always "maybe", and the
+    relay reads as before.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._connection: Any = None
+
+    def grew_past(self, position: int) -> bool:
+        """False only when the log is known to end at or before `position`."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        try:
+            if self._connection is None:
+                self._connection = self.engine.raw_connection()
+            cursor = self._connection.cursor()
+            try:
+                # Autocommit (see shared/db.py): each query sees the latest commit.
+                cursor.execute(f"SELECT max(position) FROM {events_table.name}")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        except Exception:
+            self.close()
+            return True  # let the real read run into the problem and report it
+        return row is not None and row[0] is not None and int(row[0]) > position
+
+    def close(self) -> None:
+        """Give the connection back (the next question opens another)."""
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:
+                log.debug("closing the probe connection failed", exc_info=True)
+            self._connection = None
 
 
 def _default_producer(settings: Settings) -> Any:
@@ -134,6 +188,7 @@ class Relay:
         heartbeat = LeaseHeartbeat(self.lease, self.settings.relay_lease_seconds / 3)
         waiting_logged = False
         while not self.stopping:
+            asked_at = time.monotonic()
             try:
                 acquired = self.lease.try_acquire()
             except SQLAlchemyError:
@@ -147,22 +202,34 @@ class Relay:
                 continue
             waiting_logged = False
             log.info("acquired the relay lease", extra=self._log)
-            heartbeat.start()
+            heartbeat.start(acquired_at=asked_at)
             try:
                 self._lead(heartbeat)
             finally:
+                still_held = heartbeat.holds_lease()
                 heartbeat.stop()
-                self._close_producer(timeout=0 if heartbeat.lost.is_set() else 5)
-            if heartbeat.lost.is_set():
-                log.warning("lost the relay lease; waiting again", extra=self._log)
+                # Not ours any more: drop what the producer still queues rather than send it.
+                self._close_producer(timeout=5 if still_held else 0)
+            if not still_held:
+                reason = "taken by another relay" if heartbeat.lost.is_set() else "expired"
+                log.warning(
+                    "lost the relay lease; waiting again", extra={**self._log, "lease": reason}
+                )
         log.info("stop requested", extra=self._log)
         self._release()
 
     def _lead(self, heartbeat: LeaseHeartbeat) -> None:
         """Publish batches while we hold the lease; back off on broker or database failures."""
+        probe = NewEventProbe(self.store.engine)
+        try:
+            self._publish_while_held(heartbeat, probe)
+        finally:
+            probe.close()
+
+    def _publish_while_held(self, heartbeat: LeaseHeartbeat, probe: NewEventProbe) -> None:
         backoff = Backoff()
         position: int | None = None
-        while not self.stopping and not heartbeat.lost.is_set():
+        while not self.stopping and heartbeat.holds_lease():
             try:
                 if position is None:
                     position = self.lease.published_position()
@@ -171,15 +238,17 @@ class Relay:
                     self._producer = self.producer_factory(self.settings)
                 events = self.store.read_all(position, self.settings.relay_batch_size)
                 if not events:
-                    self._sleep(self.settings.relay_poll_interval_ms / 1000)
+                    self._wait_for_new_events(probe, position, heartbeat)
                     continue
                 # No pause after a batch: under load the next events are already committed.
-                position = self._publish_and_checkpoint(events, position)
+                position = self._publish_and_checkpoint(events, position, heartbeat)
                 if backoff.failures:
                     log.info("publishing again", extra={**self._log, "position": position})
                     backoff.reset()
             except LeaseLost:
                 heartbeat.lost.set()
+            except LeaseNotHeld:
+                return
             except (KafkaError, PublishFailed, OSError) as exc:
                 if self.observer is not None:
                     self.observer.publish_failed()
@@ -189,16 +258,30 @@ class Relay:
             except (EventStoreUnavailable, SQLAlchemyError) as exc:
                 self._sleep_after_failure(backoff, "event store", exc)
 
-    def _publish_and_checkpoint(self, events: Sequence[EventEnvelope], position: int) -> int:
+    def _wait_for_new_events(
+        self, probe: NewEventProbe, position: int, heartbeat: LeaseHeartbeat
+    ) -> None:
+        """Sleep in poll intervals until the log grows past `position` (or we must stop)."""
+        interval = self.settings.relay_poll_interval_ms / 1000
+        while not self.stopping and heartbeat.holds_lease():
+            self._sleep(interval)
+            if probe.grew_past(position):
+                return
+
+    def _publish_and_checkpoint(
+        self, events: Sequence[EventEnvelope], position: int, heartbeat: LeaseHeartbeat
+    ) -> int:
         """Publish a batch and store how far the broker acknowledged it; the new position."""
         started = time.perf_counter()
-        acked, failure = self._publish(events, position)
+        acked, failure = self._publish(events, position, heartbeat)
         if acked > position:
             self.lease.store_position(acked)
             if self.observer is not None:
                 published = sum(1 for e in events if e.position <= acked)
                 self.observer.batch_published(published, time.perf_counter() - started)
             log.debug("published", extra={**self._log, "count": len(events), "position": acked})
+        if isinstance(failure, LeaseNotHeld):
+            raise failure
         if failure is not None:
             first = next(e for e in events if e.position > acked)
             raise PublishFailed(
@@ -208,7 +291,7 @@ class Relay:
         return acked
 
     def _publish(
-        self, events: Sequence[EventEnvelope], position: int
+        self, events: Sequence[EventEnvelope], position: int, heartbeat: LeaseHeartbeat
     ) -> tuple[int, BaseException | None]:
         """Send a batch; the last position of its acknowledged prefix, and the first error."""
         producer = self._producer
@@ -218,14 +301,11 @@ class Relay:
         failure: BaseException | None = None
         try:
             for event in events:
-                futures.append(
-                    producer.send(
-                        topic,
-                        key=event.stream_id.encode(),
-                        value=event.to_json(),
-                        headers=message_headers(event, source),
-                    )
-                )
+                # Per event, not per batch: a pause in the middle of a batch ends it too.
+                if not heartbeat.holds_lease():
+                    failure = LeaseNotHeld(f"lease not held at position {event.position}")
+                    break
+                futures.append(send_event(producer, topic, event, source))
         except KafkaError as exc:
             failure = exc  # still wait for what was sent: its prefix can be checkpointed
         delivery_timeout = self.settings.kafka_delivery_timeout_ms / 1000
@@ -297,7 +377,7 @@ def main() -> None:
     # Imported once the directory is claimed: prometheus_client picks its storage on import.
     from command_service.metrics import RelayMetrics
 
-    engine = create_database_engine(settings.event_store_url, settings.sqlite_synchronous)
+    engine = create_relay_engine(settings)
     store = EventStore(engine)
     lease = RelayLease(engine, settings.kafka_topic, new_owner_id(), settings.relay_lease_seconds)
     relay = Relay(settings, store, lease, observer=RelayMetrics())

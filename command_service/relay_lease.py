@@ -4,6 +4,10 @@ Only the lease holder may publish, and its published position is stored with
 `UPDATE ... WHERE lease_owner = me`, so a relay that lost its lease (it stalled past the
 expiry and another took over) can never move the checkpoint again. Expiry is wall-clock UTC
 written by the relays themselves, so relays sharing a database need roughly synced clocks.
+
+These rows share the event log's database, and SQLite has one write lock per file: every
+write here is one short statement in its own transaction (never around a Kafka call), and a
+relay waiting for a held lease only reads, so a paused relay rarely holds up command appends.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ from sqlalchemy.exc import IntegrityError
 from shared.db import UTCDateTime, create_tables, write_transaction
 
 log = logging.getLogger(__name__)
+
+# The most a relay's own view of its lease ends before the stored expiry (a quarter of the
+# TTL for short leases).
+LEASE_SAFETY_MARGIN_SECONDS = 1.0
 
 metadata = MetaData()
 
@@ -88,6 +96,13 @@ class RelayLease:
         """Take the lease if it is free, expired or already ours; False if another holds it."""
         now = datetime.now(UTC)
         table = relay_state_table
+        holder = self.holder()
+        if holder.owner not in (None, self.owner) and (
+            holder.expires_at is not None and holder.expires_at > now
+        ):
+            # Held by another relay: said without a write transaction, so a standby polling
+            # here never queues behind (or blocks) the appends of the command service.
+            return False
         try:
             with write_transaction(self.engine) as conn:
                 exists = conn.scalar(select(table.c.topic).where(table.c.topic == self.topic))
@@ -173,8 +188,8 @@ class RelayLease:
 class LeaseHeartbeat:
     """Renews a held lease from a background thread so long Kafka waits cannot let it lapse.
 
-    `lost` is set once the lease is gone: taken by another relay, or not renewable (database
-    errors) until the last successful renewal's TTL ran out.
+    `holds_lease()` is what the relay asks before it reads or sends: it turns False once the
+    lease was taken (`lost`) or when the last successful renewal is too old to trust.
     """
 
     def __init__(self, lease: RelayLease, interval_seconds: float) -> None:
@@ -185,11 +200,18 @@ class LeaseHeartbeat:
         self._thread: threading.Thread | None = None
         self._valid_until = 0.0
 
-    def start(self) -> None:
-        """Start renewing; call right after a successful try_acquire()."""
+    @property
+    def safety_margin(self) -> float:
+        """How long before the stored expiry this relay already stops trusting its lease."""
+        # Covers the clock skew between relays and the time a send takes to leave the process.
+        return min(LEASE_SAFETY_MARGIN_SECONDS, self.lease.ttl.total_seconds() / 4)
+
+    def start(self, acquired_at: float | None = None) -> None:
+        """Start renewing; call right after a successful try_acquire() that began at
+        `acquired_at` (time.monotonic(); now if not given)."""
         self.lost.clear()
         self._stop.clear()
-        self._valid_until = time.monotonic() + self.lease.ttl.total_seconds()
+        self._extend_from(time.monotonic() if acquired_at is None else acquired_at)
         self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
         self._thread.start()
 
@@ -200,19 +222,26 @@ class LeaseHeartbeat:
             self._thread.join()
             self._thread = None
 
+    def holds_lease(self) -> bool:
+        """True while the lease is ours for sure: not taken, and renewed recently enough."""
+        # A process paused (SIGSTOP, a VM stall) past its lease wakes up with this False,
+        # because time.monotonic() kept running while it was stopped.
+        return not self.lost.is_set() and time.monotonic() < self._valid_until
+
+    def _extend_from(self, renewal_started: float) -> None:
+        # From when the write began, not ended: the stored expiry is at least this late.
+        self._valid_until = renewal_started + self.lease.ttl.total_seconds() - self.safety_margin
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            # Measured before the write, so the local view never outlives the stored expiry.
             started = time.monotonic()
             try:
                 self.lease.renew()
-                self._valid_until = started + self.lease.ttl.total_seconds()
+                self._extend_from(started)
             except LeaseLost:
                 log.warning("lease taken by another relay", extra={"topic": self.lease.topic})
                 self.lost.set()
                 return
             except Exception:
+                # holds_lease() turns False on its own once the last renewal is too old.
                 log.exception("lease renewal failed", extra={"topic": self.lease.topic})
-                if time.monotonic() >= self._valid_until:
-                    self.lost.set()
-                    return

@@ -15,7 +15,8 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from command_service.event_store import EventStore
-from command_service.relay import ACK_WAIT_MARGIN_SECONDS, message_headers
+from command_service.relay import ACK_WAIT_MARGIN_SECONDS
+from command_service.relay_message import send_event
 from query_service.progress import ProgressBar
 from shared.envelope import EventEnvelope
 
@@ -79,16 +80,8 @@ def _send_and_wait(
 ) -> None:
     deadline = time.monotonic() + ack_timeout_s + ACK_WAIT_MARGIN_SECONDS
     try:
-        # The relay's message (key, value and headers), so a copy is indistinguishable from it.
-        futures = [
-            producer.send(
-                topic,
-                key=event.stream_id.encode(),
-                value=event.to_json(),
-                headers=message_headers(event, source),
-            )
-            for event in events
-        ]
+        # The relay's own message builder, so a copy is indistinguishable from the original.
+        futures = [send_event(producer, topic, event, source) for event in events]
     except KafkaError as exc:
         first = events[0].position
         raise RepublishFailed(first, f"sending from position {first} failed: {exc!r}") from exc

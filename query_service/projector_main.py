@@ -1,7 +1,7 @@
 """`query-projector`: run the projector (see projector.py) until SIGTERM or SIGINT.
 
 Settings come from the environment (shared/config.py): READ_MODEL_URL, KAFKA_BOOTSTRAP_SERVERS,
-KAFKA_TOPIC, KAFKA_GROUP_ID, COMMAND_API_URL (gap repair), LOG_LEVEL.
+KAFKA_TOPIC, KAFKA_GROUP_ID, COMMAND_API_URL (gap repair), PROJECTOR_SESSION_TIMEOUT_MS, LOG_LEVEL.
 """
 
 from __future__ import annotations
@@ -53,6 +53,14 @@ def build_projector(
     return Projector(engine, settings.kafka_topic, open_consumer, applier, options, observer)
 
 
+def group_timeouts(session_timeout_ms: int) -> dict[str, int]:
+    """Consumer options for a group session of this length, heartbeating three times in it."""
+    return {
+        "session_timeout_ms": session_timeout_ms,
+        "heartbeat_interval_ms": max(session_timeout_ms // 3, 100),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point; SIGTERM or SIGINT stops it after the current batch."""
     parser = argparse.ArgumentParser(prog="query-projector", description=__doc__)
@@ -61,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         "--session-timeout-ms",
         type=int,
         default=None,
-        help="Kafka group session timeout (how soon a crashed projector's partitions move)",
+        help="Kafka group session timeout (how soon a crashed projector's partitions move); "
+        "default PROJECTOR_SESSION_TIMEOUT_MS (10000)",
     )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -72,10 +81,8 @@ def main(argv: list[str] | None = None) -> None:
 
     engine = create_read_model_engine(settings.read_model_url)
     create_read_model_schema(engine)
-    overrides = {}
-    if args.session_timeout_ms is not None:
-        overrides["session_timeout_ms"] = args.session_timeout_ms
-        overrides["heartbeat_interval_ms"] = max(args.session_timeout_ms // 3, 100)
+    session_timeout_ms = args.session_timeout_ms or settings.projector_session_timeout_ms
+    overrides = group_timeouts(session_timeout_ms)
     options = ProjectorOptions(
         max_batch=args.max_batch, log_applied_events=settings.projector_log_events
     )

@@ -51,6 +51,7 @@ class Settings:
     log_level: str
     metrics_dir: Path
     projector_log_events: bool
+    projector_session_timeout_ms: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,13 +63,16 @@ class Settings:
             raise ConfigError(
                 f"EVENT_STORE_SQLITE_SYNCHRONOUS must be one of {SQLITE_SYNCHRONOUS_LEVELS}"
             )
+        event_store_url = env.get("EVENT_STORE_URL", f"sqlite:///{data_dir / 'events.db'}")
         return cls(
             data_dir=data_dir,
-            event_store_url=env.get("EVENT_STORE_URL", f"sqlite:///{data_dir / 'events.db'}"),
+            event_store_url=event_store_url,
             sqlite_synchronous=synchronous,
             command_api_host=env.get("COMMAND_API_HOST", "127.0.0.1"),
             command_api_port=_int(env, "COMMAND_API_PORT", 8001, 1, 65535),
-            command_api_workers=_int(env, "COMMAND_API_WORKERS", 2, 1, 64),
+            command_api_workers=_int(
+                env, "COMMAND_API_WORKERS", _default_command_api_workers(event_store_url), 1, 64
+            ),
             command_max_body_bytes=_int(env, "COMMAND_MAX_BODY_BYTES", 64 * 1024, 1024, 2**24),
             command_retry_attempts=_int(env, "COMMAND_RETRY_ATTEMPTS", 5, 1, 100),
             snapshot_every=_int(env, "SNAPSHOT_EVERY", 100, 0, 1_000_000),
@@ -82,7 +86,8 @@ class Settings:
             kafka_delivery_timeout_ms=_int(
                 env, "KAFKA_DELIVERY_TIMEOUT_MS", 15_000, 1_000, 600_000
             ),
-            relay_poll_interval_ms=_int(env, "RELAY_POLL_INTERVAL_MS", 20, 1, 60_000),
+            # An idle poll is one cheap max(position) query (see relay.NewEventProbe).
+            relay_poll_interval_ms=_int(env, "RELAY_POLL_INTERVAL_MS", 5, 1, 60_000),
             relay_batch_size=_int(env, "RELAY_BATCH_SIZE", 500, 1, 100_000),
             relay_lease_seconds=float(_int(env, "RELAY_LEASE_SECONDS", 10, 1, 3600)),
             cloudevents_source=env.get(
@@ -98,6 +103,11 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             metrics_dir=Path(env.get("METRICS_DIR", str(data_dir / "metrics"))),
             projector_log_events=_bool(env, "PROJECTOR_LOG_EVENTS", True),
+            # How soon a dead projector's partitions move (kafka-python's default is 45 s);
+            # brokers refuse less than group.min.session.timeout.ms (6 s by default).
+            projector_session_timeout_ms=_int(
+                env, "PROJECTOR_SESSION_TIMEOUT_MS", 10_000, 1_000, 1_800_000
+            ),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -105,6 +115,16 @@ class Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
         return Settings(**values)
+
+
+def _default_command_api_workers(event_store_url: str) -> int:
+    # SQLite has one writer at a time. Threads of one process queue for it on a Python lock
+    # (shared/db.py) that hands it over at once; a second process meets them in SQLite's busy
+    # handler, which sleeps up to 100 ms between tries. bench.http_commands --quick, two
+    # back-to-back pairs on 2 cores: 1 worker x 4 threads served about as many orders/s as
+    # 2 x 4 (519 vs 462, 559 vs 592) with a lower p99 at half that rate (20 vs 49 ms, 23 vs
+    # 28 ms). Other databases lock rows, so there more processes use more cores.
+    return 1 if event_store_url.startswith("sqlite") else 2
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -2,18 +2,25 @@
 then resumed: the zombie wakes up with work in hand. The relay's checkpoint is fenced on the
 lease and the projector claims each event with a version check, so what the zombie does can
 only duplicate messages on the topic, never lose, reorder or count an event twice.
+
+The relay also checks its lease's local validity before every read and every send, so once
+resumed it sends nothing: the only copies it can still add are records it had handed to its
+producer before the freeze (none in practice: the freeze lands between batches).
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 from tests.support.fault_report import finish_scenario
 from tests.support.faults import (
     SteadyWorkload,
+    copies_sent_since,
     frozen,
+    kafka_timestamp_boundary,
     lease_holder_pid,
     published_position,
     sqlite_path,
@@ -48,16 +55,33 @@ def test_relay_frozen_past_its_lease_resumes_as_a_fenced_zombie(
     wait_for_load(workload, 40)
     assert lease_holder_pid(system) == system.relay.pid
 
-    with frozen(system.relay, sqlite_path(system.runner.event_store_url)):
+    with frozen(system.relay, sqlite_path(system.runner.event_store_url)) as freeze:
         wait_until(lambda: lease_holder_pid(system) == standby.pid, 30, "no takeover")
         taken_at = published_position(system)
         wait_until(lambda: published_position(system) > taken_at, 30, "standby not publishing")
-    # Thawed, the old leader finds its lease gone the moment it renews or checkpoints.
+        # Everything up to here is on the topic, sent by the standby before this moment;
+        # whatever is stamped after the boundary and at or below it came from the zombie.
+        standby_at = published_position(system)
+        thawed_at_ms = kafka_timestamp_boundary()
+        thawed_at = time.monotonic()
+    # Thawed, the old leader sees its lease lapsed before it reads or sends anything.
     system.relay.wait_for_output("lost the relay lease", timeout=30)
     load.join()
 
     assert lease_holder_pid(system) == standby.pid, "the zombie must not take the lease back"
-    finish("relay frozen past its lease", system, workload, started, "standby took over")
+    during = workload.acknowledged_between(freeze.stopped_at, thawed_at)
+    frozen_for = thawed_at - freeze.stopped_at
+    assert during > 0, f"no command acknowledged in {frozen_for:.1f} s with the relay frozen"
+    assert workload.retries == 0, "a frozen relay must not hold up commands"
+    late = copies_sent_since(system, thawed_at_ms, standby_at)
+    assert late == [], f"the zombie sent positions {late} after it was resumed"
+    finish(
+        "relay frozen past its lease",
+        system,
+        workload,
+        started,
+        f"standby took over; {during} acks in {frozen_for:.1f} s frozen; zombie sent 0",
+    )
 
 
 def test_projector_frozen_past_its_session_resumes_as_a_zombie(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 import threading
 import time
@@ -21,6 +22,7 @@ from kafka import TopicPartition
 from sqlalchemy import Engine, text
 
 from command_service.event_store import EventStore, NewEvent, StreamAppend
+from command_service.relay import Relay, create_relay_engine
 from command_service.relay_lease import LeaseHeartbeat, LeaseLost, RelayLease
 from shared.config import Settings
 from shared.db import create_database_engine
@@ -523,3 +525,186 @@ def test_heartbeat_keeps_the_lease_and_reports_losing_it(lease_engine: Engine, t
         heartbeat.stop()
     with pytest.raises(LeaseLost):
         a.store_position(1)
+
+
+def test_heartbeat_stops_vouching_for_a_lease_before_it_expires(
+    lease_engine: Engine, topic: str
+) -> None:
+    a = RelayLease(lease_engine, topic, "relay-a", ttl_seconds=1)
+    b = RelayLease(lease_engine, topic, "relay-b", ttl_seconds=1)
+    a.create_schema()
+    asked_at = time.monotonic()
+    assert a.try_acquire()
+    # Renewing far less often than the TTL: as if the relay (heartbeat and all) froze.
+    heartbeat = LeaseHeartbeat(a, interval_seconds=60)
+    heartbeat.start(acquired_at=asked_at)
+    try:
+        assert heartbeat.holds_lease()
+        wait_until(lambda: not heartbeat.holds_lease(), timeout=5, message="still vouching")
+        lapsed_after = time.monotonic() - asked_at
+        # Within the TTL minus the margin: the stored lease has not expired yet.
+        assert lapsed_after < 1 - heartbeat.safety_margin + 0.1
+        assert not b.try_acquire(), "our view lapses before another relay may take over"
+        assert not heartbeat.lost.is_set(), "lapsed, not taken"
+    finally:
+        heartbeat.stop()
+
+
+def sqlite_engine(path: Path) -> Engine:
+    return create_database_engine(f"sqlite:///{path}")
+
+
+def test_a_standby_asks_for_a_held_lease_without_taking_the_write_lock(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "events.db")
+    a = RelayLease(engine, "orders.events", "relay-a", ttl_seconds=30)
+    b = RelayLease(engine, "orders.events", "relay-b", ttl_seconds=30)
+    a.create_schema()
+    assert a.try_acquire()
+    # A command append holds the write lock (or a process froze holding it).
+    writer = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    answers: list[bool] = []
+    try:
+        asking = threading.Thread(target=lambda: answers.append(b.try_acquire()), daemon=True)
+        asking.start()
+        asking.join(2)
+        assert answers == [False], "the standby queued for the write lock to learn it is held"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        engine.dispose()
+
+
+@pytest.mark.parametrize(("configured", "relay_level"), [("FULL", 1), ("EXTRA", 1), ("OFF", 0)])
+def test_the_relay_commits_its_checkpoints_without_an_fsync(
+    tmp_path: Path, configured: str, relay_level: int
+) -> None:
+    settings = Settings.from_env(
+        {
+            "EVENT_STORE_URL": f"sqlite:///{tmp_path / 'events.db'}",
+            "EVENT_STORE_SQLITE_SYNCHRONOUS": configured,
+        }
+    )
+    engine = create_relay_engine(settings)
+    try:
+        with engine.connect() as conn:
+            # 1 is NORMAL: in WAL mode a commit holds the write lock without waiting on disk.
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == relay_level
+    finally:
+        engine.dispose()
+
+
+# --- the relay in-process, with a producer that only records (no Kafka) --------------------
+
+
+class RecordingProducer:
+    """Acknowledges every send at once and remembers each position it was given."""
+
+    def __init__(self, on_send: Any = None) -> None:
+        self.sent: list[int] = []
+        self.on_send = on_send
+
+    def send(self, topic: str, key: bytes, value: bytes, headers: Any) -> Any:
+        position = EventEnvelope.from_json(value).position
+        self.sent.append(position)
+        if self.on_send is not None:
+            self.on_send(position)
+        return Acked()
+
+    def close(self, timeout: float | None = None) -> None:
+        pass
+
+
+class Acked:
+    def get(self, timeout: float | None = None) -> None:
+        return None
+
+
+class PausableLease(RelayLease):
+    """A lease whose renewals wait while `paused` is set, as a frozen process's would."""
+
+    def __init__(self, engine: Engine, topic: str, owner: str, ttl_seconds: float) -> None:
+        super().__init__(engine, topic, owner, ttl_seconds)
+        self.paused = threading.Event()
+
+    def renew(self) -> None:
+        while self.paused.is_set():
+            time.sleep(0.01)
+        super().renew()
+
+
+@pytest.fixture
+def small_log(tmp_path: Path) -> Iterator[EventStore]:
+    engine = sqlite_engine(tmp_path / "events.db")
+    store = EventStore(engine)
+    store.create_schema()
+    RelayLease(engine, "t", "setup", 1).create_schema()
+    append_backlog(store, streams=1, events_per_stream=3)
+    yield store
+    engine.dispose()
+
+
+def run_in_thread(relay: Relay) -> threading.Thread:
+    thread = threading.Thread(target=relay.run, name="relay", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_relay_paused_past_its_lease_sends_nothing_more(small_log: EventStore) -> None:
+    settings = Settings.from_env({"RELAY_LEASE_SECONDS": "1", "KAFKA_TOPIC": "t"})
+    lease = PausableLease(small_log.engine, "t", "relay-a", ttl_seconds=1)
+    standby = RelayLease(small_log.engine, "t", "relay-b", ttl_seconds=1)
+    taken = threading.Event()
+
+    def pause_at_first_send(position: int) -> None:
+        if position == 1:
+            # Everything stops (main thread and heartbeat) until the standby took over.
+            lease.paused.set()
+            taken.wait(10)
+            lease.paused.clear()
+
+    producer = RecordingProducer(pause_at_first_send)
+    relay = Relay(settings, small_log, lease, producer_factory=lambda _: producer)
+    thread = run_in_thread(relay)
+    try:
+        wait_until(lease.paused.is_set, 10, "the relay never sent")
+        wait_until(standby.try_acquire, 10, "the standby never got the expired lease")
+        taken.set()
+        wait_until(lambda: relay.stopping or not lease.paused.is_set(), 5)
+        time.sleep(0.3)  # time enough to send the rest of the batch, were it going to
+    finally:
+        relay.stop()
+        thread.join(10)
+    assert producer.sent == [1], "positions 2 and 3 were sent after the lease lapsed"
+    assert standby.holder().owner == "relay-b"
+
+
+def test_an_idle_relay_polls_cheaply_and_wakes_for_a_new_event(small_log: EventStore) -> None:
+    settings = Settings.from_env({"RELAY_LEASE_SECONDS": "2", "KAFKA_TOPIC": "t"})
+    lease = RelayLease(small_log.engine, "t", "relay-a", ttl_seconds=2)
+    producer = RecordingProducer()
+    reads: list[int] = []
+    read_all = small_log.read_all
+
+    def counted_read_all(after_position: int = 0, limit: int = 1000) -> list[EventEnvelope]:
+        reads.append(after_position)
+        return read_all(after_position, limit)
+
+    small_log.read_all = counted_read_all  # type: ignore[method-assign]
+    relay = Relay(settings, small_log, lease, producer_factory=lambda _: producer)
+    thread = run_in_thread(relay)
+    try:
+        wait_until(lambda: lease.published_position() == 3, 10, "the backlog was not published")
+        reads_before = len(reads)
+        time.sleep(0.5)  # 100 poll intervals of 5 ms
+        idle_reads = len(reads) - reads_before
+        append_backlog(small_log, streams=1, events_per_stream=1)
+        appended = time.monotonic()
+        wait_until(lambda: lease.published_position() == 4, 5, "the new event was not published")
+        waited_ms = (time.monotonic() - appended) * 1000
+    finally:
+        relay.stop()
+        thread.join(10)
+    assert idle_reads <= 1, f"an idle relay read the log {idle_reads} times in 0.5 s"
+    assert waited_ms < 200, f"a new event waited {waited_ms:.0f} ms to be published"
+    assert producer.sent == [1, 2, 3, 4]

@@ -5,6 +5,8 @@ checks after kill -9, and a small disk for the event log that can be filled and 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import signal
 import sqlite3
@@ -12,19 +14,20 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.support.processes import ServiceProcess, ServiceRunner
 from tests.support.system import OrderSystem, Workload
 
-# A dead projector's partitions move to another member this long after its last heartbeat:
-# the broker's minimum. kafka-python 3's default is 45 s, which would make every projector
-# kill cost the suite most of a minute of waiting for the group to rebalance.
-PROJECTOR_ARGS = ("--session-timeout-ms", "6000")
+# No options: the scenarios run the projector's own default session timeout (10 s,
+# PROJECTOR_SESSION_TIMEOUT_MS), the one a deployment gets, not kafka-python's 45 s.
+PROJECTOR_ARGS: tuple[str, ...] = ()
 
 
 class WorkloadStopped(Exception):
@@ -154,34 +157,66 @@ def kill_whole_group(service: ServiceProcess, at_least: int = 1) -> int:
     return len(members)
 
 
+@dataclass
+class Freeze:
+    """When a `frozen` block stopped its service, and how many SIGSTOPs it took to place."""
+
+    stopped_at: float  # time.monotonic()
+    attempts: int
+
+
 @contextlib.contextmanager
-def frozen(service: ServiceProcess, sqlite_file: Path) -> Iterator[None]:
+def frozen(service: ServiceProcess, sqlite_file: Path) -> Iterator[Freeze]:
     """SIGSTOP a service's whole process group for the block (a long GC pause, a stalled VM);
     SIGCONT when it ends, also on failure.
 
-    The freeze is placed where the service holds no write transaction on `sqlite_file`.
+    The freeze is placed where the service holds no write transaction on `sqlite_file` (nor
+    the flock writers queue on first, see shared/db.py).
     SQLite has one write lock per database, and a process stopped while holding it stalls
     every other writer of that file until it resumes: a relay frozen inside its checkpoint
     stops every command append (503 after the 30 s busy timeout) and keeps the standby from
     taking the lease. That is a different fault from a zombie, and not one the lease can fix.
     """
     assert service.pid is not None and service.is_running, f"{service.name} is not running"
-    for _ in range(50):
+    attempts = 0
+    while True:
+        attempts += 1
         os.killpg(service.pid, signal.SIGSTOP)
         if not _write_lock_held(sqlite_file):
             break
         os.killpg(service.pid, signal.SIGCONT)
+        if attempts == 50:
+            raise AssertionError(f"{service.name} never let go of the write lock of {sqlite_file}")
         time.sleep(0.02)
-    else:
-        raise AssertionError(f"{service.name} never let go of the write lock of {sqlite_file}")
     try:
-        yield
+        yield Freeze(time.monotonic(), attempts)
     finally:
         os.killpg(service.pid, signal.SIGCONT)
 
 
 def _write_lock_held(sqlite_file: Path) -> bool:
-    """Whether another connection holds the database's write lock right now."""
+    """Whether another connection holds the database's write lock, or queues for it, now."""
+    return _writer_queue_held(sqlite_file) or _sqlite_write_lock_held(sqlite_file)
+
+
+def _writer_queue_held(sqlite_file: Path) -> bool:
+    """Whether a process holds the flock writers take before BEGIN IMMEDIATE (shared/db.py
+    names it `<database>.writelock`; no such file, no such queue)."""
+    try:
+        fd = os.open(f"{sqlite_file}.writelock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops our flock, if we got it
+    return False
+
+
+def _sqlite_write_lock_held(sqlite_file: Path) -> bool:
+    """Whether another connection holds SQLite's own write lock right now."""
     conn = sqlite3.connect(sqlite_file, timeout=0.5, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -223,6 +258,44 @@ def published_position(system: OrderSystem) -> int:
     finally:
         engine.dispose()
     return int(value or 0)
+
+
+def kafka_timestamp_boundary() -> int:
+    """Epoch ms that records handed to a producer before this call are stamped below, and
+    records handed over after it return are stamped at or above."""
+    boundary = int(time.time() * 1000) + 1
+    while time.time() * 1000 < boundary:
+        time.sleep(0.0005)
+    return boundary
+
+
+def copies_sent_since(system: OrderSystem, since_ms: int, at_or_below: int) -> list[int]:
+    """Log positions <= at_or_below of topic messages handed to a producer at or after since_ms.
+
+    Kafka stamps a record with the wall clock when the producer's send() is called (topic
+    timestamps are CreateTime), so this tells who sent what when, after the fact.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=system.bootstrap.split(","), enable_auto_commit=False, group_id=None
+    )
+    try:
+        numbers = consumer.partitions_for_topic(system.topic) or set()
+        partitions = [TopicPartition(system.topic, p) for p in sorted(numbers)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        found = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            assert time.monotonic() < deadline, f"could not read {system.topic} to its end"
+            for records in consumer.poll(timeout_ms=1000, max_records=5000).values():
+                for record in records:
+                    position = json.loads(record.value)["position"]
+                    if record.timestamp >= since_ms and position <= at_or_below:
+                        found.append(position)
+        return sorted(found)
+    finally:
+        consumer.close()
 
 
 # ------------------------------------------------------------------------------------------
