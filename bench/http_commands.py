@@ -10,6 +10,7 @@ samples the command API's workers in a separate run afterwards.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,13 @@ from command_service.app import create_app
 from command_service.event_store import EventStore
 from shared.config import Settings
 from shared.db import create_database_engine
+from shared.gunicorn_server import gunicorn_options
+
+
+def deployed_workers() -> int:
+    """COMMAND_API_WORKERS as `command-api` would resolve it here (set, or its default)."""
+    # The servers get DATA_DIR from us, which only moves the default SQLite file.
+    return Settings.from_env({**os.environ, "DATA_DIR": "."}).command_api_workers
 
 
 def start_servers(services: Services, folder: Path, workers: int) -> tuple[Any, Any, str, str]:
@@ -87,8 +95,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--loadgen", choices=["auto", "wrk", "locust"], default="auto")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2, help="COMMAND_API_WORKERS (default 2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="COMMAND_API_WORKERS for both servers (default: what the command API would use)",
+    )
     args = parser.parse_args(argv)
+    workers = args.workers if args.workers is not None else deployed_workers()
+    origin = "--workers" if args.workers is not None else "the command API's default"
+    print(f"  gunicorn workers: {workers} for both servers ({origin})")
     tool = loadgen.available(args.loadgen)
     rounds, seconds, half_seconds = (2, 5, 8) if args.quick else (3, 15, 30)
     result = Result(
@@ -96,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         {
             "load_generator": loadgen.version(tool),
             "connections": args.connections,
-            "gunicorn_workers": args.workers,
-            "gunicorn_threads_per_worker": 4,
+            "gunicorn_workers": workers,
+            "gunicorn_workers_from": origin,
+            "gunicorn_threads_per_worker": gunicorn_options("127.0.0.1", 0, workers)["threads"],
             "rounds": rounds,
             "seconds_per_round": seconds,
             "half_rate_seconds": half_seconds,
@@ -107,9 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     body = place_order_json()
     with work_dir("http", args.keep) as folder, Services(folder) as services:
-        command_api, trivial, command_url, trivial_url = start_servers(
-            services, folder, args.workers
-        )
+        command_api, trivial, command_url, trivial_url = start_servers(services, folder, workers)
         targets = {"command_api": f"{command_url}/orders", "trivial": f"{trivial_url}/orders"}
         for url in targets.values():  # warm-up
             loadgen.run(tool, url, body, args.connections, 2)

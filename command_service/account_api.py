@@ -16,7 +16,7 @@ from command_service.api import (
 from command_service.domain import account as domain
 from command_service.idempotency import idempotent
 from command_service.json_body import read_json_body
-from command_service.schemas import DepositSchema, OpenAccountSchema, load_or_raise
+from command_service.schemas import DEPOSIT, OPEN_ACCOUNT, load_or_raise
 from shared.money import format_cents
 
 accounts = Blueprint("accounts", __name__)
@@ -40,7 +40,7 @@ def _account_result(result: AccountResult) -> dict[str, Any]:
 @accounts.post("/accounts")
 @idempotent
 def open_account() -> Response:
-    payload = load_or_raise(OpenAccountSchema(), read_json_body())
+    payload = load_or_raise(OPEN_ACCOUNT, read_json_body())
     command = domain.OpenAccount(payload["customer_id"], payload.get("initial_deposit_cents", 0))
     return _opened_response(_service().open_account(command, command_context(_opened_response)))
 
@@ -53,7 +53,7 @@ def _opened_response(result: AccountResult) -> Response:
 @accounts.post("/accounts/<customer_id>/deposits")
 @idempotent
 def deposit(customer_id: str) -> Response:
-    payload = load_or_raise(DepositSchema(), read_json_body())
+    payload = load_or_raise(DEPOSIT, read_json_body())
     command = domain.DepositFunds(customer_id, payload["amount_cents"], payload.get("deposit_id"))
     return _deposited_response(_service().deposit(command, command_context(_deposited_response)))
 

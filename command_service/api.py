@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from command_service.application import CommandContext, CommandResult, OrderService
 from command_service.as_of import AsOf
@@ -16,9 +16,9 @@ from command_service.domain.order import price_to_cents
 from command_service.idempotency import idempotent, recorder_for
 from command_service.json_body import read_json_body
 from command_service.schemas import (
-    CancelOrderSchema,
-    ChangeStatusSchema,
-    PlaceOrderSchema,
+    CANCEL_ORDER,
+    CHANGE_STATUS,
+    PLACE_ORDER,
     load_or_raise,
 )
 from shared.correlation import current_correlation_id
@@ -101,7 +101,7 @@ def _order_result(result: CommandResult) -> dict[str, Any]:
 @orders.post("/orders")
 @idempotent
 def place_order() -> Response:
-    payload = load_or_raise(PlaceOrderSchema(), read_json_body())
+    payload = load_or_raise(PLACE_ORDER, read_json_body())
     command = domain.PlaceOrder(
         order_id=payload.get("order_id") or str(uuid.uuid4()),
         customer_id=payload["customer_id"],
@@ -118,14 +118,16 @@ def place_order() -> Response:
 
 
 def _placed_response(result: CommandResult) -> Response:
-    location = url_for("orders.get_order", order_id=result.order_id)
+    # What url_for("orders.get_order", ...) gives, built by hand: url_for was 5% of the
+    # route's own work, and an order id (see IDENTIFIER_RULE) never needs quoting.
+    location = f"{request.script_root}/orders/{result.order_id}"
     return command_response(result, _order_result(result), 201, location)
 
 
 @orders.post("/orders/<order_id>/status")
 @idempotent
 def change_status(order_id: str) -> Response:
-    payload = load_or_raise(ChangeStatusSchema(), read_json_body())
+    payload = load_or_raise(CHANGE_STATUS, read_json_body())
     expected = _expected_version(payload.get("expected_version"))
     command = domain.ChangeOrderStatus(order_id, domain.OrderStatus(payload["status"]))
     result = _service().change_status(command, expected, command_context(_ok_response))
@@ -135,7 +137,7 @@ def change_status(order_id: str) -> Response:
 @orders.delete("/orders/<order_id>")
 @idempotent
 def cancel_order(order_id: str) -> Response:
-    payload = load_or_raise(CancelOrderSchema(), read_json_body(required=False))
+    payload = load_or_raise(CANCEL_ORDER, read_json_body(required=False))
     expected = _expected_version(payload.get("expected_version"))
     command = domain.CancelOrder(order_id, payload.get("reason"))
     result = _service().cancel_order(command, expected, command_context(_ok_response))
@@ -183,13 +185,9 @@ def order_events(order_id: str) -> Response:
 def log_page() -> Response:
     after = _query_int("after", default=0, low=0, high=MAX_POSITION)
     limit = _query_int("limit", default=100, low=1, high=MAX_PAGE)
-    events = _service().log_after(after, limit)
-    next_after = events[-1].position if events else after
-    return jsonify(
-        events=[event.to_dict() for event in events],
-        next_after=next_after,
-        has_more=len(events) == limit,
-    )
+    # Built as text from the stored rows: jsonify of decoded events was most of the feed's cost.
+    body = _service().log_page_json(after, limit)
+    return Response(f"{body}\n", mimetype="application/json")
 
 
 def as_of_from_query() -> AsOf | None:

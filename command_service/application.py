@@ -21,6 +21,7 @@ from command_service.domain import order as domain
 from command_service.domain import payments
 from command_service.domain.errors import DomainError, OrderAlreadyExists, OrderNotFound
 from command_service.event_codec import decode, encode
+from command_service.event_feed import feed_page_json
 from command_service.event_store import (
     AppendHook,
     ConcurrencyError,
@@ -155,7 +156,7 @@ class OrderService:
         return self._execute(command, expected_version, ctx)
 
     def order_state(self, order_id: str, as_of: AsOf | None = None) -> domain.Order:
-        """The order now (latest snapshot + events), or as it was at a version or moment."""
+        """The order now (folded from its events), or as it was at a version or moment."""
         if as_of is None:
             state = self._load(order_id)
         else:
@@ -175,6 +176,10 @@ class OrderService:
     def log_after(self, position: int, limit: int) -> list[EventEnvelope]:
         """A page of the whole log after a position."""
         return self.store.read_all(position, limit)
+
+    def log_page_json(self, position: int, limit: int) -> str:
+        """The same page as the GET /events JSON body, events as stored (not upcast)."""
+        return feed_page_json(self.store, position, limit)
 
     def _execute(
         self,

@@ -136,6 +136,16 @@ class DepositSchema(_AmountSchema):
             raise ValidationError('Give amount (e.g. "25.00") or amount_cents.', "amount")
 
 
+# Built once, not per request: a Schema's constructor deep-copies its declared fields (the
+# nested line schema included), and load() keeps no state on the instance (marshmallow 4 has
+# no context), so every thread shares these.
+PLACE_ORDER = PlaceOrderSchema()
+CHANGE_STATUS = ChangeStatusSchema()
+CANCEL_ORDER = CancelOrderSchema()
+OPEN_ACCOUNT = OpenAccountSchema()
+DEPOSIT = DepositSchema()
+
+
 def load_or_raise(schema: Schema, payload: Any) -> dict[str, Any]:
     """Validate a payload; ValidationError carries every field's messages."""
     result = schema.load(payload)

@@ -70,9 +70,11 @@ class Settings:
             sqlite_synchronous=synchronous,
             command_api_host=env.get("COMMAND_API_HOST", "127.0.0.1"),
             command_api_port=_int(env, "COMMAND_API_PORT", 8001, 1, 65535),
-            command_api_workers=_int(
-                env, "COMMAND_API_WORKERS", _default_command_api_workers(event_store_url), 1, 64
-            ),
+            # Two processes use both cores of a small machine; on SQLite they hand the write lock
+            # over through a lock file (shared/db.py). bench.http_commands --quick on 2 cores:
+            # 2 workers x 4 threads served 820-1090 orders/s against 558-573 for 1 worker, with a
+            # p99 at half that rate of 9.8-12.7 ms against 11.1-14.8 ms.
+            command_api_workers=_int(env, "COMMAND_API_WORKERS", 2, 1, 64),
             command_max_body_bytes=_int(env, "COMMAND_MAX_BODY_BYTES", 64 * 1024, 1024, 2**24),
             command_retry_attempts=_int(env, "COMMAND_RETRY_ATTEMPTS", 5, 1, 100),
             snapshot_every=_int(env, "SNAPSHOT_EVERY", 100, 0, 1_000_000),
@@ -115,16 +117,6 @@ class Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
         return Settings(**values)
-
-
-def _default_command_api_workers(event_store_url: str) -> int:
-    # SQLite has one writer at a time. Threads of one process queue for it on a Python lock
-    # (shared/db.py) that hands it over at once; a second process meets them in SQLite's busy
-    # handler, which sleeps up to 100 ms between tries. bench.http_commands --quick, two
-    # back-to-back pairs on 2 cores: 1 worker x 4 threads served about as many orders/s as
-    # 2 x 4 (519 vs 462, 559 vs 592) with a lower p99 at half that rate (20 vs 49 ms, 23 vs
-    # 28 ms). Other databases lock rows, so there more processes use more cores.
-    return 1 if event_store_url.startswith("sqlite") else 2
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -29,6 +31,16 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return app
 
 
+class AccessLogAwareLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, which builds no access-log line when the access logger is off."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        # With a logconfig_dict, gunicorn formats every request's access atoms (about 8% of a
+        # POST /orders worker's Python time) and only then finds the logger discards them.
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
+
+
 def gunicorn_options(
     host: str, port: int, workers: int, log_level: str = "INFO", metrics_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -47,6 +59,7 @@ def gunicorn_options(
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
+        "logger_class": AccessLogAwareLogger,
         "logconfig_dict": json_logging_config(log_level),
     }
     if metrics_dir is not None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from command_service.event_store import EventStore
+from command_service.event_store import EventStore, NewEvent
 
 PROBLEM = "application/problem+json"
 
@@ -326,6 +326,23 @@ def test_log_feed_pages_in_order(client: FlaskClient) -> None:
     rest = client.get(f"/events?after={first['next_after']}&limit=10").get_json()
     assert [e["position"] for e in rest["events"]] == [3, 4, 5]
     assert rest["has_more"] is False
+
+
+def test_log_feed_serves_events_as_stored(client: FlaskClient, store: EventStore) -> None:
+    fund(client)
+    place(client)
+    store.append("stréam", 0, [NewEvent("Happened", {"text": "naïve ☃", "n": [1, {"x": None}]})])
+    response = client.get("/events?after=1&limit=5")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    stored = store.read_all(1, 5)
+    assert response.get_json() == {
+        "events": [e.to_dict() for e in stored],
+        "next_after": stored[-1].position,
+        "has_more": False,
+    }
+    # ASCII-escaped, as jsonify wrote it.
+    assert response.get_data().isascii() and b"str\\u00e9am" in response.get_data()
 
 
 @pytest.mark.parametrize("query", ["after=-1", "after=x", "limit=0", "limit=1001"])

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import multiprocessing
+import os
 import threading
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, insert, text
 
+import shared.db
+from command_service.event_feed import feed_page_json
 from command_service.event_store import (
     ConcurrencyError,
     EventStore,
+    EventStoreUnavailable,
     NewEvent,
     StreamAppend,
+    events_table,
 )
-from shared.db import create_database_engine
+from shared.db import create_database_engine, write_lock, write_lock_path
 from shared.envelope import EventEnvelope
 
 
@@ -269,3 +280,145 @@ def test_hook_writes_commit_with_the_events_or_not_at_all(
     finally:
         with engine.begin() as conn:
             conn.execute(text("DROP TABLE markers"))
+
+
+def _slow_feed_page(store: EventStore, after: int, limit: int) -> dict[str, Any]:
+    """The GET /events body as it was built before the feed spliced stored JSON."""
+    events = store.read_all(after, limit)
+    return {
+        "events": [e.to_dict() for e in events],
+        "next_after": events[-1].position if events else after,
+        "has_more": len(events) == limit,
+    }
+
+
+def test_feed_pages_equal_the_decoded_events(engine: Engine, store: EventStore) -> None:
+    store.append(
+        'o-ü"1',
+        0,
+        [
+            NewEvent(
+                "OrderPlaced",
+                {"order_id": "o-ü", "lines": [{"n": [1, 2.5, None, True, {"s": "☃\n\\😀"}]}]},
+                {"correlation_id": "c-é", "nested": {"big": 2**70}},
+                schema_version=2,
+            ),
+            NewEvent("OrderStatusChanged", {"order_id": "o-ü", "to_status": "PAID"}),
+        ],
+    )
+    with engine.begin() as conn:
+        # An OrderPlaced v1 row as the old code wrote it: the feed serves it as stored.
+        conn.execute(
+            insert(events_table).values(
+                position=3,
+                event_id=str(uuid.uuid4()),
+                stream_id="old-1",
+                stream_version=1,
+                event_type="OrderPlaced",
+                schema_version=1,
+                data={"order_id": "old-1", "total_cents": 2500},
+                metadata={},
+                recorded_at=datetime(2024, 5, 1, tzinfo=UTC),
+            )
+        )
+    store.append("account:c-1", 0, [NewEvent("AccountOpened", {"customer_id": "c-1"})])
+    if engine.dialect.name == "sqlite":
+        # A timestamp in a shape neither append path writes takes the decoding path.
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO events VALUES (5, 'e-5', 'odd', 1, 'OrderCancelled', 1,"
+                " '{\"k\": [1]}', '{}', '2024-05-01 10:00:00')"
+            )
+    head = store.head_position()
+    for after, limit in [(0, 1000), (0, 2), (2, 1), (2, 2), (head, 10), (head + 5, 1)]:
+        page = json.loads(feed_page_json(store, after, limit))
+        assert page == _slow_feed_page(store, after, limit), (after, limit)
+    assert json.loads(feed_page_json(store, 2, 1))["events"][0]["schema_version"] == 1
+
+
+def _append_many_in_process(url: str, start: multiprocessing.synchronize.Event, i: int) -> int:
+    engine = create_database_engine(url)
+    store = EventStore(engine)
+    start.wait()
+    clashes = 0
+    for n in range(25):
+        store.append(f"own-{i}", n, [event(n)])
+        while True:
+            try:
+                store.append("shared", store.stream_version("shared"), [event(n)])
+                break
+            except ConcurrencyError:
+                clashes += 1
+    engine.dispose()
+    return clashes
+
+
+def test_processes_appending_at_once_get_gapless_positions(tmp_path: Path) -> None:
+    # Worker processes queue on the flock next to the database, not in SQLite's busy handler.
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = EventStore(create_database_engine(url))
+    store.create_schema()
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Manager().Event()
+    with ctx.Pool(4) as pool:
+        pending = [pool.apply_async(_append_many_in_process, (url, start, i)) for i in range(4)]
+        start.set()
+        for result in pending:
+            result.get(timeout=120)
+    assert [e.position for e in store.read_all(0, 10_000)] == list(range(1, 201))
+    assert [e.version for e in store.load_stream("shared")] == list(range(1, 101))
+    assert Path(write_lock_path(str(tmp_path / "events.db"))).exists()
+
+
+def test_a_held_write_lock_file_times_out_as_database_is_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shared.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    database = tmp_path / "events.db"
+    store = EventStore(create_database_engine(f"sqlite:///{database}"))
+    store.create_schema()
+    # Another open file description of the lock file: to flock, another process.
+    other = os.open(write_lock_path(str(database)), os.O_RDWR)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with pytest.raises(EventStoreUnavailable, match="database is locked"):
+            store.append("o-1", 0, [event(1)])
+        assert 0.2 <= time.monotonic() - started < 5
+        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        os.close(other)
+    assert store.append("o-1", 0, [event(1)])[0].position == 1
+
+
+def _append_after_fork(url: str, done: multiprocessing.synchronize.Event) -> None:
+    # Runs in a child forked while its parent held the write lock (thread lock and flock).
+    EventStore(create_database_engine(url)).append("child", 0, [event(2)])
+    done.set()
+
+
+def test_a_child_forked_while_the_parent_holds_the_write_lock_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    # The child must neither inherit the held thread lock (it would wait forever) nor share
+    # the parent's flock through the inherited descriptor (it would not wait at all).
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    engine = create_database_engine(url)
+    store = EventStore(engine)
+    store.create_schema()
+    store.append("parent", 0, [event(1)])
+    # SQLite itself must not be open across a fork; only our lock is held over it.
+    engine.dispose()
+    ctx = multiprocessing.get_context("fork")
+    done = ctx.Event()
+    with write_lock(engine):
+        child = ctx.Process(target=_append_after_fork, args=(url, done))
+        child.start()
+        assert not done.wait(0.5), "the child wrote while the parent held the write lock"
+    assert done.wait(30), "the child never got the write lock"
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    assert [(e.stream_id, e.position) for e in store.read_all(0, 10)] == [
+        ("parent", 1),
+        ("child", 2),
+    ]
