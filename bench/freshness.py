@@ -5,7 +5,8 @@ as `make run` wires them. locust (bench/locust_freshness.py), in its own process
 at a steady rate and reads each one back with GET /orders/{id}?min_version=<its version>:
 "visible on the API" is when that answer arrives. Meanwhile this process polls the read model
 file every 2 ms for new order rows: "committed to the read model" is when a row first shows,
-which leaves out min_version's own polling (10, 20, 40 ... 100 ms sleeps) and the GET.
+which leaves out min_version's own wait (woken when the read model changes, checked every
+2 ms) and the GET.
 
 Rates: 200 commands/s, then 1,000/s; if the machine cannot hold 1,000/s (achieved < 95% of
 the target, or errors), the highest rate it held is found by stepping down from what it did

@@ -239,7 +239,7 @@ def freshness_section(r: Json) -> str:
                 rows,
             ),
             "API = until GET /orders/{id}?min_version answered (what a client sees, including "
-            "min_version's polling); row = until the order's row was committed in the read model "
+            "min_version's wait); row = until the order's row was committed in the read model "
             "(polled every 2 ms from outside).",
         ]
     )
