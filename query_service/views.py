@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -20,7 +21,7 @@ from query_service.read_model import (
     product_sales,
     projector_positions,
 )
-from query_service.read_model_changes import ReadModelChanges
+from query_service.read_model_changes import VersionWaits
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ class ReadViews:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.changes = ReadModelChanges(engine)
+        self.order_waits = VersionWaits(engine, _order_versions)
+        self.account_waits = VersionWaits(engine, _account_versions)
 
     def list_orders(self, filters: OrderFilter, after: Cursor | None, limit: int) -> Page[Cursor]:
         """Orders newest first (ties broken by order id, descending), `limit` per page."""
@@ -104,9 +106,7 @@ class ReadViews:
         self, order_id: str, min_version: int, max_wait_s: float
     ) -> tuple[OrderDetail | None, bool]:
         """Wait until the order reaches min_version or time runs out; (detail, reached?)."""
-        self.changes.wait_until(
-            lambda: _reached(self.order_version(order_id), min_version), max_wait_s
-        )
+        self.order_waits.wait(order_id, min_version, max_wait_s)
         detail = self.order(order_id)
         reached = detail is not None and int(detail.order["version"]) >= min_version
         return detail, reached
@@ -147,9 +147,7 @@ class ReadViews:
         self, customer_id: str, min_version: int, max_wait_s: float
     ) -> tuple[RowMapping | None, bool]:
         """Wait until the account reaches min_version or time runs out; (row, reached?)."""
-        self.changes.wait_until(
-            lambda: _reached(self.account_version(customer_id), min_version), max_wait_s
-        )
+        self.account_waits.wait(customer_id, min_version, max_wait_s)
         account = self.account(customer_id)
         reached = account is not None and int(account["version"]) >= min_version
         return account, reached
@@ -205,8 +203,16 @@ class ReadViews:
             return int(conn.scalar(select(func.count()).select_from(parked_events)) or 0)
 
 
-def _reached(version: int | None, min_version: int) -> bool:
-    return version is not None and version >= min_version
+def _order_versions(conn: Connection, order_ids: Collection[str]) -> dict[str, int]:
+    query = select(orders.c.order_id, orders.c.version).where(orders.c.order_id.in_(order_ids))
+    return {row[0]: int(row[1]) for row in conn.execute(query)}
+
+
+def _account_versions(conn: Connection, customer_ids: Collection[str]) -> dict[str, int]:
+    query = select(accounts.c.customer_id, accounts.c.version).where(
+        accounts.c.customer_id.in_(customer_ids)
+    )
+    return {row[0]: int(row[1]) for row in conn.execute(query)}
 
 
 def _account(conn: Connection, customer_id: str) -> RowMapping | None:

@@ -1,84 +1,121 @@
-"""ReadModelChanges on a real SQLite file: waiters wake on another connection's commit."""
+"""VersionWaits on a real SQLite file: waiters wake on another connection's commit, and all of
+them are served by one read per commit."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
-from query_service.read_model_changes import ReadModelChanges
+from query_service.read_model_changes import VersionWaits
 from shared.db import create_database_engine
 
 
-def _engine(tmp_path: Path) -> Engine:
-    engine = create_database_engine(f"sqlite:///{tmp_path / 'read.db'}")
+class CountingReader:
+    """Reads row versions from the test table and counts its calls and the ids asked for."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, conn: Connection, row_ids: Collection[str]) -> dict[str, int]:
+        self.calls.append(sorted(row_ids))
+        rows = conn.execute(text("SELECT id, version FROM versions")).all()
+        return {row_id: version for row_id, version in rows if row_id in row_ids}
+
+
+def _engine(path: Path) -> Engine:
+    engine = create_database_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE versions (id TEXT PRIMARY KEY, version INTEGER)"))
+        conn.execute(
+            text("CREATE TABLE IF NOT EXISTS versions (id TEXT PRIMARY KEY, version INTEGER)")
+        )
     return engine
 
 
-def _version(engine: Engine) -> int | None:
-    with engine.connect() as conn:
-        return conn.scalar(text("SELECT version FROM versions WHERE id = 'o-1'"))
+def _project(engine: Engine, row_id: str, version: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT OR REPLACE INTO versions VALUES (:id, :v)"), {"id": row_id, "v": version}
+        )
 
 
-def test_a_commit_by_another_connection_wakes_the_waiter(tmp_path: Path) -> None:
-    engine = _engine(tmp_path)
+def test_waiters_wake_on_commits_with_one_read_per_commit(tmp_path: Path) -> None:
+    engine = _engine(tmp_path / "read.db")
     # The "projector": its own engine, as it would be in its own process.
-    writer = create_database_engine(f"sqlite:///{tmp_path / 'read.db'}")
-    changes = ReadModelChanges(engine)
-    waiting = threading.Event()
-    checks = 0
+    projector = _engine(tmp_path / "read.db")
+    reader = CountingReader()
+    waits = VersionWaits(engine, reader)
+    ids = [f"o-{n}" for n in range(6)]
+    results: dict[str, bool] = {}
 
-    def reached() -> bool:
-        nonlocal checks
-        checks += 1
-        waiting.set()
-        return (_version(engine) or 0) >= 2
+    def wait(row_id: str) -> None:
+        results[row_id] = waits.wait(row_id, 2, max_wait_s=30)
 
-    def project() -> None:
-        waiting.wait()
-        for version in (1, 2):
-            with writer.begin() as conn:
+    clients = [threading.Thread(target=wait, args=(row_id,)) for row_id in ids]
+    for client in clients:
+        client.start()
+    # Each client's own first check, all before any row exists.
+    for _ in range(3000):
+        if len(reader.calls) >= len(ids):
+            break
+        threading.Event().wait(0.01)
+    initial_checks = len(reader.calls)
+    for version in (1, 2):
+        with projector.begin() as conn:
+            for row_id in ids:
                 conn.execute(
-                    text("INSERT OR REPLACE INTO versions VALUES ('o-1', :v)"), {"v": version}
+                    text("INSERT OR REPLACE INTO versions VALUES (:id, :v)"),
+                    {"id": row_id, "v": version},
                 )
+    for client in clients:
+        client.join(timeout=30)
 
-    projector = threading.Thread(target=project)
-    projector.start()
-    assert changes.wait_until(reached, max_wait_s=30)
-    projector.join()
-    # Woken by commits, not by a timer: one check before, at most one per commit after.
-    assert checks <= 3
-    writer.dispose()
+    assert results == {row_id: True for row_id in ids}
+    # Two commits: at most two batched reads, each asking for every waiting row at once.
+    batched = reader.calls[initial_checks:]
+    assert 1 <= len(batched) <= 2
+    assert batched[0] == ids
+    projector.dispose()
     engine.dispose()
 
 
-def test_without_a_commit_the_waiter_checks_only_at_start_and_deadline(tmp_path: Path) -> None:
-    engine = _engine(tmp_path)
-    changes = ReadModelChanges(engine)
-    checks = 0
+def test_a_waiter_is_not_woken_by_a_commit_below_its_version(tmp_path: Path) -> None:
+    engine = _engine(tmp_path / "read.db")
+    projector = _engine(tmp_path / "read.db")
+    waits = VersionWaits(engine, CountingReader())
+    outcome: list[bool] = []
+    waiter = threading.Thread(target=lambda: outcome.append(waits.wait("o-1", 3, 0.5)))
+    waiter.start()
+    _project(projector, "o-1", 1)
+    _project(projector, "o-1", 2)
+    waiter.join()
+    assert outcome == [False]
+    _project(projector, "o-1", 3)
+    assert waits.wait("o-1", 3, max_wait_s=0.05)
+    projector.dispose()
+    engine.dispose()
 
-    def reached() -> bool:
-        nonlocal checks
-        checks += 1
-        return _version(engine) is not None
 
-    assert not changes.wait_until(reached, max_wait_s=0.3)
-    # Not polled on a timer: once when it starts waiting, once more when time is up.
-    assert checks == 2
+def test_without_a_commit_only_the_first_check_runs(tmp_path: Path) -> None:
+    engine = _engine(tmp_path / "read.db")
+    reader = CountingReader()
+    waits = VersionWaits(engine, reader)
+    assert not waits.wait("o-1", 1, max_wait_s=0.3)
+    # Not polled on a timer: SQLite's data_version did not move, so nothing was re-read.
+    assert reader.calls == [["o-1"]]
     engine.dispose()
 
 
 def test_the_watcher_thread_stops_when_nobody_waits(tmp_path: Path) -> None:
-    engine = _engine(tmp_path)
-    changes = ReadModelChanges(engine)
-    assert not changes.wait_until(lambda: False, max_wait_s=0.05)
-    # It notices within one poll interval that the last waiter left.
-    watcher = changes._watcher
+    engine = _engine(tmp_path / "read.db")
+    waits = VersionWaits(engine, CountingReader())
+    assert not waits.wait("o-1", 1, max_wait_s=0.05)
+    watcher = waits._watcher
     if watcher is not None:
         watcher.join(timeout=5)
         assert not watcher.is_alive()
-    assert changes.wait_until(lambda: True, max_wait_s=0.05)
+    _project(engine, "o-1", 1)
+    assert waits.wait("o-1", 1, max_wait_s=0.05)
     engine.dispose()
