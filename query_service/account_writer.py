@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from query_service.account_projections import AccountChanges, AccountRow
 from query_service.read_model import account_statement, accounts
-from query_service.writer import LOAD_CHUNK
+from query_service.writer import load_locked_rows
 
 
 def load_account(conn: Connection, customer_id: str) -> AccountRow | None:
@@ -27,19 +27,7 @@ def load_account(conn: Connection, customer_id: str) -> AccountRow | None:
 
 def load_accounts(conn: Connection, customer_ids: Iterable[str]) -> dict[str, AccountRow]:
     """The rows of the accounts that exist among `customer_ids` (locked where supported)."""
-    found: dict[str, AccountRow] = {}
-    wanted = sorted(customer_ids)  # sorted: concurrent writers lock rows in the same order
-    for start in range(0, len(wanted), LOAD_CHUNK):
-        chunk = wanted[start : start + LOAD_CHUNK]
-        query = (
-            select(accounts)
-            .where(accounts.c.customer_id.in_(chunk))
-            .order_by(accounts.c.customer_id)
-            .with_for_update()
-        )
-        for row in conn.execute(query).mappings():
-            found[row["customer_id"]] = AccountRow(**row)
-    return found
+    return load_locked_rows(conn, accounts, "customer_id", customer_ids, AccountRow)
 
 
 def advance_account_statement(conn: Connection) -> Executable:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Executable, Table, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +31,7 @@ from query_service.read_model import (
 
 # Ids per SELECT .. IN (...): well below every database's limit on bound parameters.
 LOAD_CHUNK = 500
+RowT = TypeVar("RowT")
 
 
 @dataclass(frozen=True)
@@ -57,18 +58,25 @@ def load_order(conn: Connection, order_id: str) -> OrderRow | None:
 
 def load_orders(conn: Connection, order_ids: Iterable[str]) -> dict[str, OrderRow]:
     """The rows of the orders that exist among `order_ids` (locked for update where supported)."""
-    found: dict[str, OrderRow] = {}
-    wanted = sorted(order_ids)  # sorted: concurrent writers lock rows in the same order
+    return load_locked_rows(conn, orders, "order_id", order_ids, OrderRow)
+
+
+def load_locked_rows(
+    conn: Connection,
+    table: Table,
+    key: str,
+    ids: Iterable[str],
+    make_row: Callable[..., RowT],
+) -> dict[str, RowT]:
+    """The rows of `table` whose `key` is among `ids`, by key (locked where supported)."""
+    found: dict[str, RowT] = {}
+    wanted = sorted(ids)  # sorted: concurrent writers lock rows in the same order
+    column = table.c[key]
     for start in range(0, len(wanted), LOAD_CHUNK):
         chunk = wanted[start : start + LOAD_CHUNK]
-        query = (
-            select(orders)
-            .where(orders.c.order_id.in_(chunk))
-            .order_by(orders.c.order_id)
-            .with_for_update()
-        )
+        query = select(table).where(column.in_(chunk)).order_by(column).with_for_update()
         for row in conn.execute(query).mappings():
-            found[row["order_id"]] = OrderRow(**row)
+            found[row[key]] = make_row(**row)
     return found
 
 

@@ -26,6 +26,7 @@ from tests.support.faults import (
     SeparateEventLogRunner,
     SmallDisk,
     SteadyWorkload,
+    small_disk_or_skip,
     wait_for_load,
 )
 from tests.support.processes import wait_until
@@ -43,15 +44,8 @@ UNAVAILABLE = "urn:event-sourced-orders:problem:event-store-unavailable"
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[SmallDisk]:
     """A 64 MiB tmpfs for the event log alone."""
-    reason = SmallDisk.cannot_mount(tmp_path / "mount-probe")
-    if reason is not None:
-        pytest.skip(reason)
-    disk = SmallDisk(tmp_path / "event-log-disk", size_mb=64)
-    disk.mount()
-    try:
+    with small_disk_or_skip(tmp_path, "event-log-disk", size_mb=64) as disk:
         yield disk
-    finally:
-        disk.unmount()
 
 
 @pytest.fixture

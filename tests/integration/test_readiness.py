@@ -17,7 +17,7 @@ import shared.db
 from command_service.app import create_app
 from shared.config import Settings
 from tests.integration.test_command_api import order_body
-from tests.support.faults import SmallDisk, sqlite_path
+from tests.support.faults import SmallDisk, small_disk_or_skip, sqlite_path
 
 PROBLEM_TYPE = "urn:event-sourced-orders:problem:"
 
@@ -86,13 +86,8 @@ def test_a_refused_write_is_a_logged_503_and_unready_until_writes_work(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
     """A 4 MiB tmpfs for the event log; skips where mounting is not allowed."""
-    reason = SmallDisk.cannot_mount(tmp_path / "mount-probe")
-    if reason is not None:
-        pytest.skip(reason)
-    disk = SmallDisk(tmp_path / "disk", size_mb=4)
-    disk.mount()
-    yield disk
-    disk.unmount()
+    with small_disk_or_skip(tmp_path, "disk", size_mb=4) as disk:
+        yield disk
 
 
 def test_readiness_follows_a_full_disk(tmp_path: Path, small_disk: SmallDisk) -> None:

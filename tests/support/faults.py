@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -370,6 +371,21 @@ class SmallDisk:
             return f"cannot mount a tmpfs for the event log (needs CAP_SYS_ADMIN): {detail}"
         disk.unmount()
         return None
+
+
+@contextlib.contextmanager
+def small_disk_or_skip(tmp_path: Path, name: str, size_mb: int) -> Iterator[SmallDisk]:
+    """A SmallDisk mounted on tmp_path/name for the block; skips the test, saying why, where
+    mounting a tmpfs is not allowed."""
+    reason = SmallDisk.cannot_mount(tmp_path / "mount-probe")
+    if reason is not None:
+        pytest.skip(reason)
+    disk = SmallDisk(tmp_path / name, size_mb=size_mb)
+    disk.mount()
+    try:
+        yield disk
+    finally:
+        disk.unmount()
 
 
 class SeparateEventLogRunner(ServiceRunner):
