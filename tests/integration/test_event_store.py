@@ -204,6 +204,19 @@ def test_sqlite_cursor_path_stores_what_the_core_path_stores(
     assert stored[0] == stored[1]
 
 
+def _append_own_and_shared(store: EventStore, i: int, n: int) -> int:
+    """Event n to writer i's own stream, then to the shared one, retrying until it lands;
+    returns how many times the shared append clashed."""
+    store.append(f"own-{i}", n, [event(n)])
+    clashes = 0
+    while True:
+        try:
+            store.append("shared", store.stream_version("shared"), [event(n)])
+            return clashes
+        except ConcurrencyError:
+            clashes += 1
+
+
 def test_threads_appending_get_gapless_positions_and_versions(store: EventStore) -> None:
     # Every thread appends to its own stream and to one shared stream (retrying its clashes):
     # the log must come out gapless, each stream numbered 1..n.
@@ -213,13 +226,7 @@ def test_threads_appending_get_gapless_positions_and_versions(store: EventStore)
     def writer(i: int) -> None:
         barrier.wait()
         for n in range(per_thread):
-            store.append(f"own-{i}", n, [event(n)])
-            while True:
-                try:
-                    store.append("shared", store.stream_version("shared"), [event(n)])
-                    break
-                except ConcurrencyError:
-                    continue
+            _append_own_and_shared(store, i, n)
 
     workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
     for worker in workers:
@@ -342,13 +349,7 @@ def _append_many_in_process(url: str, start: multiprocessing.synchronize.Event, 
     start.wait()
     clashes = 0
     for n in range(25):
-        store.append(f"own-{i}", n, [event(n)])
-        while True:
-            try:
-                store.append("shared", store.stream_version("shared"), [event(n)])
-                break
-            except ConcurrencyError:
-                clashes += 1
+        clashes += _append_own_and_shared(store, i, n)
     engine.dispose()
     return clashes
 
