@@ -173,12 +173,9 @@ class OrderService:
             raise OrderNotFound(order_id)
         return stored
 
-    def log_after(self, position: int, limit: int) -> list[EventEnvelope]:
-        """A page of the whole log after a position."""
-        return self.store.read_all(position, limit)
-
     def log_page_json(self, position: int, limit: int) -> str:
-        """The same page as the GET /events JSON body, events as stored (not upcast)."""
+        """A page of the whole log after a position, as the GET /events JSON body; events as
+        stored (not upcast)."""
         return feed_page_json(self.store, position, limit)
 
     def _execute(
