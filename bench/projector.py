@@ -35,7 +35,7 @@ from bench.services import (
 )
 from bench.workload import fill_log
 from command_service.event_store import EventStore
-from command_service.relay import message_headers
+from command_service.relay_message import send_event
 from query_service.account_projections import project_account
 from query_service.command_api import EventsPage
 from query_service.events import OrderEventBase, parse_raw
@@ -60,12 +60,7 @@ def publish_log(store: EventStore, settings: Settings, topic: str) -> int:
     started = time.monotonic()
     while page := store.read_all(after, 5000):
         for event in page:
-            producer.send(
-                topic,
-                key=event.stream_id.encode(),
-                value=event.to_json(),
-                headers=message_headers(event, source),
-            )
+            send_event(producer, topic, event, source)
         sent += len(page)
         after = page[-1].position
         if sent % 100_000 < 5000:

@@ -21,7 +21,7 @@ from bench.common import Result, base_parser, ratio, work_dir
 from bench.services import Profiler, Service, Services, console_script, cpu_usage, kafka_broker
 from bench.workload import fill_log
 from command_service.event_store import EventStore
-from command_service.relay import message_headers
+from command_service.relay_message import message_headers
 from shared import kafka as kafka_clients
 from shared.config import Settings
 from shared.db import create_database_engine

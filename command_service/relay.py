@@ -27,7 +27,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from command_service.event_store import EventStore, EventStoreUnavailable, events_table
 from command_service.relay_lease import LeaseHeartbeat, LeaseLost, RelayLease, new_owner_id
-from command_service.relay_message import message_headers as message_headers
 from command_service.relay_message import send_event
 from shared import kafka as kafka_clients
 from shared.config import Settings
@@ -36,7 +35,6 @@ from shared.envelope import EventEnvelope
 from shared.metrics_dir import claim_metrics_dir
 from shared.structured_logging import configure_logging
 
-# `message_headers` is imported above as itself so bench/ can keep importing it from here.
 log = logging.getLogger(__name__)
 
 BACKOFF_INITIAL_SECONDS = 0.1
