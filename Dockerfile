@@ -10,6 +10,7 @@ COPY pyproject.toml README.md ./
 COPY command_service ./command_service
 COPY query_service ./query_service
 COPY shared ./shared
+COPY ops ./ops
 # The volumes mount at /data/events and /data/read; creating them here gives them our owner.
 RUN pip install . && useradd --system --uid 10001 orders \
     && mkdir -p /data/events /data/read \

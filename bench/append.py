@@ -3,7 +3,7 @@
 Variants, each on its own fresh database file in the same folder, run interleaved in rounds
 so a busy machine slows all of them alike:
 
-- ours: command_service.event_store.EventStore.append (SQLAlchemy Core, BEGIN IMMEDIATE,
+- ours: command_service.adapters.event_store.EventStore.append (SQLAlchemy Core, BEGIN IMMEDIATE,
   head and stream-version queries, one INSERT, commit);
 - raw_sqlite3: the floor: sqlite3 with the same PRAGMAs, the same table, one INSERT (or one
   executemany) and one commit per command, positions counted in memory;
@@ -33,8 +33,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from bench.common import Result, base_parser, cprofile_summary, percentiles, ratio, work_dir
 from bench.workload import placed_events
-from command_service.event_store import EventStore, NewEvent
-from shared.db import SQLITE_BUSY_TIMEOUT_MS, create_database_engine
+from command_service.adapters.event_store import EventStore, NewEvent
+from shared.infra.db import SQLITE_BUSY_TIMEOUT_MS, create_database_engine
 
 Command = tuple[str, list[NewEvent]]
 Appender = Callable[[Command], None]

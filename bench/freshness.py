@@ -29,9 +29,9 @@ from typing import Any
 
 from bench.common import REPO_ROOT, Result, base_parser, percentiles, work_dir
 from bench.services import Service, Services, console_script, cpu_usage, free_port, kafka_broker
-from command_service.event_store import EventStore
-from command_service.relay_lease import RelayLease
-from shared.db import create_database_engine
+from command_service.adapters.event_store import EventStore
+from command_service.outbox.lease import RelayLease
+from shared.infra.db import create_database_engine
 
 HELD = 0.95  # a rate is held if at least this share of it was achieved, without errors
 ITERATION_BUDGET_S = 0.25  # users per rate: each iteration (POST + read back) may take this

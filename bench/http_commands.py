@@ -20,11 +20,11 @@ from bench import loadgen
 from bench.common import Result, base_parser, cprofile_summary, ratio, work_dir
 from bench.services import Profiler, Services, console_script, cpu_usage, free_port
 from bench.workload import place_order_json
-from command_service.app import create_app
-from command_service.event_store import EventStore
-from shared.config import Settings
-from shared.db import create_database_engine
-from shared.gunicorn_server import gunicorn_options
+from command_service.adapters.event_store import EventStore
+from command_service.http.app import create_app
+from shared.http.gunicorn_server import gunicorn_options
+from shared.infra.config import Settings
+from shared.infra.db import create_database_engine
 
 
 def deployed_workers() -> int:

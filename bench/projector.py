@@ -34,17 +34,17 @@ from bench.services import (
     kafka_broker,
 )
 from bench.workload import fill_log
-from command_service.event_store import EventStore
-from command_service.relay_message import send_event
-from query_service.account_projections import project_account
-from query_service.command_api import EventsPage
-from query_service.events import OrderEventBase, parse_raw
-from query_service.projections import project
-from query_service.read_model import create_read_model_engine
+from command_service.adapters.event_store import EventStore
+from command_service.outbox.message import send_event
+from query_service.projection.accounts import project_account
+from query_service.projection.events import OrderEventBase, parse_raw
+from query_service.projection.orders import project
+from query_service.projector.command_api import EventsPage
+from query_service.read_model.tables import create_read_model_engine
 from query_service.rebuild import rebuild_read_model
-from shared import kafka as kafka_clients
-from shared.config import Settings
-from shared.db import create_database_engine
+from shared.infra import kafka as kafka_clients
+from shared.infra.config import Settings
+from shared.infra.db import create_database_engine
 
 PROFILE_HZ = 50
 

@@ -1,9 +1,9 @@
 """4. Relay publish rate from a backlog (100,000 events by default) vs a raw kafka-python producer.
 
 The log is filled with EventStore first; then `command-relay` is started on a fresh topic and
-timed until its published position (relay_state, command_service/relay_lease.py) reaches the
+timed until its published position (relay_state, command_service/outbox/lease.py) reaches the
 head. The raw producer sends the same messages (the relay's keys, values and headers, built
-beforehand) with the relay's producer settings (shared.kafka.create_producer: acks=all,
+beforehand) with the relay's producer settings (shared.infra.kafka.create_producer: acks=all,
 idempotent, linger 0, 128 KiB batches, 5 in flight) to fresh topics with the same partitions:
 once sending everything then flushing (the ceiling), once waiting for each 500-event batch's
 acknowledgements as the relay does. A second relay run, on another topic, is sampled by py-spy.
@@ -20,11 +20,11 @@ from typing import Any
 from bench.common import Result, base_parser, ratio, work_dir
 from bench.services import Profiler, Service, Services, console_script, cpu_usage, kafka_broker
 from bench.workload import fill_log
-from command_service.event_store import EventStore
-from command_service.relay_message import message_headers
-from shared import kafka as kafka_clients
-from shared.config import Settings
-from shared.db import create_database_engine
+from command_service.adapters.event_store import EventStore
+from command_service.outbox.message import message_headers
+from shared.infra import kafka as kafka_clients
+from shared.infra.config import Settings
+from shared.infra.db import create_database_engine
 
 Message = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
             "backlog_events": events,
             "relay_batch_size": 500,
             "topic_partitions": 3,
-            "producer": "shared.kafka.create_producer",
+            "producer": "shared.infra.kafka.create_producer",
         },
         args.quick,
     )

@@ -1,5 +1,5 @@
 """Serve bench.trivial_app exactly as `command-api` serves the command service: the same
-server class and options (shared.gunicorn_server), the same worker count setting
+server class and options (shared.http.gunicorn_server), the same worker count setting
 (COMMAND_API_WORKERS), on TRIVIAL_API_PORT.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 import inspect
 import os
 
-from shared.config import Settings
-from shared.gunicorn_server import GunicornServer, gunicorn_options
+from shared.http.gunicorn_server import GunicornServer, gunicorn_options
+from shared.infra.config import Settings
 
 
 def main() -> None:

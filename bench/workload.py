@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from command_service.application import CommandContext, command_fingerprint, new_events
+from command_service.adapters.event_store import EventStore, NewEvent, StreamAppend
+from command_service.application.orders import CommandContext, command_fingerprint, new_events
 from command_service.domain import account as acc
 from command_service.domain import order as order_domain
 from command_service.domain import payments
-from command_service.event_store import EventStore, NewEvent, StreamAppend
 
 PRODUCTS = tuple(f"p-{n:03d}" for n in range(200))
 CUSTOMERS = tuple(f"c-{n:04d}" for n in range(1000))

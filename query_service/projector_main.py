@@ -1,7 +1,8 @@
 """`query-projector`: run the projector (see projector.py) until SIGTERM or SIGINT.
 
-Settings come from the environment (shared/config.py): READ_MODEL_URL, KAFKA_BOOTSTRAP_SERVERS,
-KAFKA_TOPIC, KAFKA_GROUP_ID, COMMAND_API_URL (gap repair), PROJECTOR_SESSION_TIMEOUT_MS, LOG_LEVEL.
+Settings come from the environment (shared/infra/config.py): READ_MODEL_URL,
+KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC, KAFKA_GROUP_ID, COMMAND_API_URL (gap repair),
+PROJECTOR_SESSION_TIMEOUT_MS, LOG_LEVEL.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from query_service.applier import EventApplier
-from query_service.batch_report import ProjectorObserver
-from query_service.command_api import CommandApiClient
-from query_service.projector import Projector, ProjectorOptions
-from query_service.read_model import create_read_model_engine, create_read_model_schema
-from shared.config import Settings
-from shared.kafka import create_consumer, ensure_topic
-from shared.metrics_dir import claim_metrics_dir
-from shared.structured_logging import configure_logging
+from query_service.projector.applier import EventApplier
+from query_service.projector.batch_report import ProjectorObserver
+from query_service.projector.command_api import CommandApiClient
+from query_service.projector.consumer import Projector, ProjectorOptions
+from query_service.read_model.tables import create_read_model_engine, create_read_model_schema
+from shared.infra.config import Settings
+from shared.infra.kafka import create_consumer, ensure_topic
+from shared.infra.metrics_dir import claim_metrics_dir
+from shared.infra.structured_logging import configure_logging
 
 
 def build_projector(
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level)
     claim_metrics_dir(settings.metrics_dir / "query", "projector")
     # Imported once the directory is claimed: prometheus_client picks its storage on import.
-    from query_service.metrics import ProjectorMetrics
+    from query_service.http.metrics import ProjectorMetrics
 
     engine = create_read_model_engine(settings.read_model_url)
     create_read_model_schema(engine)

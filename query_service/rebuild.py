@@ -38,22 +38,22 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, text
 
-from query_service.applier import ROW_ERRORS, EventApplier, ProjectionBatch
-from query_service.batch_writes import ClaimLost
-from query_service.command_api import CommandApiClient, CommandApiUnavailable, EventsPage
-from query_service.events import UnprojectableEvent, parse_raw
-from query_service.health import kafka_end_offsets
-from query_service.progress import ProgressBar
-from query_service.read_model import (
+from query_service.projection.events import UnprojectableEvent, parse_raw
+from query_service.projector.applier import ROW_ERRORS, EventApplier, ProjectionBatch
+from query_service.projector.batch_writes import ClaimLost
+from query_service.projector.command_api import CommandApiClient, CommandApiUnavailable, EventsPage
+from query_service.projector.lag import kafka_end_offsets
+from query_service.read_model.order_writer import ParkedEvent, park, save_positions
+from query_service.read_model.tables import (
     TRACKING_TABLES,
     VIEW_TABLES,
     create_read_model_engine,
     create_read_model_schema,
 )
-from query_service.writer import ParkedEvent, park, save_positions
-from shared.config import Settings
-from shared.db import write_transaction
-from shared.structured_logging import configure_logging
+from shared.infra.config import Settings
+from shared.infra.db import write_transaction
+from shared.infra.progress import ProgressBar
+from shared.infra.structured_logging import configure_logging
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shared.config import Settings
-from shared.gunicorn_server import GunicornServer, gunicorn_options
-from shared.metrics_dir import claim_metrics_dir
-from shared.structured_logging import configure_logging
+from shared.http.gunicorn_server import GunicornServer, gunicorn_options
+from shared.infra.config import Settings
+from shared.infra.metrics_dir import claim_metrics_dir
+from shared.infra.structured_logging import configure_logging
 
 
 def main() -> None:
@@ -21,4 +21,4 @@ def main() -> None:
         settings.log_level,
         metrics_dir,
     )
-    GunicornServer("query_service.app:create_app()", options).run()
+    GunicornServer("query_service.http.app:create_app()", options).run()

@@ -47,7 +47,7 @@ def _say(text: str) -> None:
 
 
 def _load_local_kafka() -> Any:
-    path = REPO / "scripts" / "kafka" / "local_kafka.py"
+    path = REPO / "devtools" / "local_kafka.py"
     spec = importlib.util.spec_from_file_location("local_kafka", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

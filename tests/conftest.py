@@ -15,27 +15,25 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from scripts.kafka.local_kafka import LocalKafka
+    from devtools.local_kafka import LocalKafka
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------------------------
 # Kafka
 #
-# By default the suite starts its own single-node broker (scripts/kafka/local_kafka.py) on a free
+# By default the suite starts its own single-node broker (devtools/local_kafka.py) on a free
 # port. Set KAFKA_BOOTSTRAP_SERVERS to run against an already running broker instead.
 
 KAFKA_BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 
 
 def _load_local_kafka() -> ModuleType:
-    """Import scripts/kafka/local_kafka.py (not a package) once, as module `local_kafka`."""
+    """Import devtools/local_kafka.py (not a package) once, as module `local_kafka`."""
     name = "local_kafka"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, REPO_ROOT / "scripts" / "kafka" / "local_kafka.py"
-    )
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "devtools" / "local_kafka.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from query_service.read_model import create_read_model_engine
+from query_service.read_model.tables import create_read_model_engine
 from tests.integration.query_support import view_rows
 from tests.support.processes import console_script, wait_until
 from tests.support.system import (

@@ -15,7 +15,7 @@ from tests.support.faults import SteadyWorkload, published_position, wait_for_lo
 from tests.support.system import OrderSystem
 
 if TYPE_CHECKING:
-    from scripts.kafka.local_kafka import LocalKafka
+    from devtools.local_kafka import LocalKafka
 
 pytestmark = pytest.mark.kafka
 

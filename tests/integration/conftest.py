@@ -11,10 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from command_service.app import create_app
-from command_service.event_store import EventStore
-from shared.config import Settings
-from shared.db import create_database_engine
+from command_service.adapters.event_store import EventStore
+from command_service.http.app import create_app
+from shared.infra.config import Settings
+from shared.infra.db import create_database_engine
 from tests.support.postgres import find_pg_bin, throwaway_postgres
 from tests.support.processes import HttpService, ServiceRunner
 

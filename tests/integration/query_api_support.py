@@ -14,8 +14,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
-from query_service.app import create_app
-from query_service.read_model import metadata
+from query_service.http.app import create_app
+from query_service.read_model.tables import metadata
 from tests.integration.query_support import (
     OrderEventLog,
     new_read_model,

@@ -17,17 +17,21 @@ from kafka import KafkaProducer
 from sqlalchemy import Engine, select
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from command_service.adapters.event_codec import encode
 from command_service.domain import order as domain
-from command_service.event_codec import encode
-from query_service.applier import EventApplier
-from query_service.events import account_stream, parse_event
-from query_service.projector import Projector, ProjectorOptions
+from query_service.projection.events import account_stream, parse_event
+from query_service.projector.applier import EventApplier
+from query_service.projector.consumer import Projector, ProjectorOptions
 from query_service.projector_main import build_projector
-from query_service.read_model import VIEW_TABLES, create_read_model_engine, create_read_model_schema
-from query_service.writer import load_positions
-from shared.config import Settings
-from shared.db import write_transaction
-from shared.envelope import EventEnvelope
+from query_service.read_model.order_writer import load_positions
+from query_service.read_model.tables import (
+    VIEW_TABLES,
+    create_read_model_engine,
+    create_read_model_schema,
+)
+from shared.contract.envelope import EventEnvelope
+from shared.infra.config import Settings
+from shared.infra.db import write_transaction
 from tests.support.processes import free_port, wait_until
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

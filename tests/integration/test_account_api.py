@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from command_service.event_store import EventStore
+from command_service.adapters.event_store import EventStore
 from tests.integration.test_command_api import assert_problem, order_body
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from query_service.account_projections import project_account
-from query_service.account_writer import load_account, write_account_changes
-from query_service.events import AccountOpened, FundsDeposited, parse_event
-from query_service.read_model import metadata
-from shared.db import write_transaction
+from query_service.projection.accounts import project_account
+from query_service.projection.events import AccountOpened, FundsDeposited, parse_event
+from query_service.read_model.account_writer import load_account, write_account_changes
+from query_service.read_model.tables import metadata
+from shared.infra.db import write_transaction
 from tests.integration.query_support import (
     OrderEventLog,
     new_read_model,

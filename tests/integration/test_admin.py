@@ -16,18 +16,18 @@ import requests
 from kafka import TopicPartition
 from sqlalchemy import Engine, select
 
-from command_service.event_store import EventStore, NewEvent, StreamAppend
-from command_service.relay_lease import RelayLease
-from query_service.read_model import (
+from command_service.adapters.event_store import EventStore, NewEvent, StreamAppend
+from command_service.outbox.lease import RelayLease
+from query_service.read_model.order_writer import ParkedEvent, load_positions, park, save_positions
+from query_service.read_model.tables import (
     create_read_model_engine,
     create_read_model_schema,
     orders,
 )
-from query_service.writer import ParkedEvent, load_positions, park, save_positions
-from shared.config import Settings
-from shared.db import write_transaction
-from shared.envelope import EventEnvelope
-from shared.kafka import create_consumer
+from shared.contract.envelope import EventEnvelope
+from shared.infra.config import Settings
+from shared.infra.db import write_transaction
+from shared.infra.kafka import create_consumer
 from tests.support.processes import (
     REPO_ROOT,
     HttpService,
@@ -38,7 +38,7 @@ from tests.support.processes import (
     wait_until,
 )
 
-ADMIN = console_script("orders-admin", "command_service.admin")
+ADMIN = console_script("orders-admin", "ops.admin")
 ADMIN_TIMEOUT_S = 60
 LINES = [{"product_id": "p-1", "quantity": 2, "unit_price": "12.50"}]
 

@@ -23,11 +23,11 @@ import requests
 from flask import Flask
 from openapi_spec_validator import validate
 
-from command_service.app import create_app as create_command_app
-from query_service.app import create_app as create_query_app
-from shared.config import Settings
-from shared.errors import PROBLEM_CONTENT_TYPE
-from shared.openapi import HTTP_SERVER_ERRORS
+from command_service.http.app import create_app as create_command_app
+from query_service.http.app import create_app as create_query_app
+from shared.http.errors import PROBLEM_CONTENT_TYPE
+from shared.http.openapi import HTTP_SERVER_ERRORS
+from shared.infra.config import Settings
 from tests.support.processes import BIN_DIR, ServiceRunner
 from tests.support.system import OrderSystem
 

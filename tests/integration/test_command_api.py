@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from command_service.event_store import EventStore, NewEvent
+from command_service.adapters.event_store import EventStore, NewEvent
 
 PROBLEM = "application/problem+json"
 

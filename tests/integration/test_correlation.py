@@ -14,8 +14,8 @@ import pytest
 import requests
 from kafka import TopicPartition
 
-from shared.config import Settings
-from shared.kafka import create_consumer
+from shared.infra.config import Settings
+from shared.infra.kafka import create_consumer
 from tests.support.processes import ServiceRunner, wait_until
 from tests.support.system import OrderSystem
 

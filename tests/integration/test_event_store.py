@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, insert, text
 
-import shared.db
-from command_service.event_feed import feed_page_json
-from command_service.event_store import (
+import shared.infra.db
+from command_service.adapters.event_feed import feed_page_json
+from command_service.adapters.event_store import (
     ConcurrencyError,
     EventStore,
     EventStoreUnavailable,
@@ -27,8 +27,8 @@ from command_service.event_store import (
     StreamAppend,
     events_table,
 )
-from shared.db import create_database_engine, write_lock, write_lock_path
-from shared.envelope import EventEnvelope
+from shared.contract.envelope import EventEnvelope
+from shared.infra.db import create_database_engine, write_lock, write_lock_path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -374,7 +374,7 @@ def test_processes_appending_at_once_get_gapless_positions(tmp_path: Path) -> No
 def test_a_held_write_lock_file_times_out_as_database_is_locked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shared.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(shared.infra.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
     database = tmp_path / "events.db"
     store = EventStore(create_database_engine(f"sqlite:///{database}"))
     store.create_schema()

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from command_service.app import create_app
-from command_service.event_store import EventStore
-from shared.config import Settings
+from command_service.adapters.event_store import EventStore
+from command_service.http.app import create_app
+from shared.infra.config import Settings
 from tests.integration.test_command_api import assert_problem, order_body
 
 

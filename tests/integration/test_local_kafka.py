@@ -1,4 +1,4 @@
-"""Tests of the local Kafka tooling (scripts/kafka/local_kafka.py) against a real broker."""
+"""Tests of the local Kafka tooling (devtools/local_kafka.py) against a real broker."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 if TYPE_CHECKING:
-    from scripts.kafka.local_kafka import LocalKafka
+    from devtools.local_kafka import LocalKafka
 
 pytestmark = pytest.mark.kafka
 
@@ -23,10 +23,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _local_kafka_module() -> ModuleType:
-    """Return scripts/kafka/local_kafka.py, sharing the module object conftest.py loaded."""
+    """Return devtools/local_kafka.py, sharing the module object conftest.py loaded."""
     if "local_kafka" in sys.modules:
         return sys.modules["local_kafka"]
-    path = REPO_ROOT / "scripts" / "kafka" / "local_kafka.py"
+    path = REPO_ROOT / "devtools" / "local_kafka.py"
     spec = importlib.util.spec_from_file_location("local_kafka", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -23,10 +23,10 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from command_service.event_store import EventStore
-from shared.db import create_database_engine
-from shared.envelope import EventEnvelope
-from shared.metrics_dir import process_sample_dirs, remove_dead_process_dirs
+from command_service.adapters.event_store import EventStore
+from shared.contract.envelope import EventEnvelope
+from shared.infra.db import create_database_engine
+from shared.infra.metrics_dir import process_sample_dirs, remove_dead_process_dirs
 from tests.integration.query_support import produce_raw
 from tests.support.processes import ServiceProcess, ServiceRunner, free_port, wait_until
 from tests.support.system import OrderSystem, Workload

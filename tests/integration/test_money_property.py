@@ -13,14 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from command_service.account_service import AccountService
-from command_service.application import CommandContext, OrderService
+from command_service.adapters.event_store import EventStore
+from command_service.application.accounts import AccountService
+from command_service.application.orders import CommandContext, OrderService
 from command_service.domain import account as acc
 from command_service.domain import order as ord_
 from command_service.domain.errors import DomainError
-from command_service.event_store import EventStore
-from query_service.read_model import account_statement, accounts
-from shared.db import create_database_engine
+from query_service.read_model.tables import account_statement, accounts
+from shared.infra.db import create_database_engine
 from tests.integration.query_support import new_read_model, project_directly
 from tests.support.system import ExpectedViews
 

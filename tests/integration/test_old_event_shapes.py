@@ -11,10 +11,10 @@ from pathlib import Path
 from flask.testing import FlaskClient
 from sqlalchemy import insert, select
 
-from command_service.app import create_app
-from command_service.event_store import EventStore, events_table
-from query_service.read_model import orders
-from shared.config import Settings
+from command_service.adapters.event_store import EventStore, events_table
+from command_service.http.app import create_app
+from query_service.read_model.tables import orders
+from shared.infra.config import Settings
 from tests.integration.query_support import new_read_model, project_directly
 
 

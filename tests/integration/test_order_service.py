@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from command_service.account_service import AccountService
-from command_service.application import CommandContext, OrderService, VersionConflict
+from command_service.adapters.event_store import EventStore
+from command_service.application.accounts import AccountService
+from command_service.application.orders import CommandContext, OrderService, VersionConflict
 from command_service.domain.account import OpenAccount
 from command_service.domain.errors import InvalidTransition
 from command_service.domain.order import (
@@ -17,8 +18,7 @@ from command_service.domain.order import (
     OrderStatus,
     PlaceOrder,
 )
-from command_service.event_store import EventStore
-from shared.db import create_database_engine
+from shared.infra.db import create_database_engine
 
 
 @pytest.fixture

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from query_service.read_model import (
+from query_service.read_model.order_writer import load_positions
+from query_service.read_model.tables import (
     account_statement,
     accounts,
     customer_summaries,
     parked_events,
     product_sales,
 )
-from query_service.views import ReadViews
-from query_service.writer import load_positions
-from shared.envelope import EventEnvelope
+from query_service.read_model.views import ReadViews
+from shared.contract.envelope import EventEnvelope
 from tests.integration.query_support import (
     SOURCE,
     CommandApiStandIn,

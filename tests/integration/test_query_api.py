@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
-from shared.envelope import format_timestamp
+from shared.contract.envelope import format_timestamp
 from tests.integration.query_api_support import (
     NEWEST_FIRST,
     ORDERS,

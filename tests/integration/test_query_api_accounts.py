@@ -16,8 +16,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
-from query_service.app import create_app
-from shared.envelope import format_timestamp
+from query_service.http.app import create_app
+from shared.contract.envelope import format_timestamp
 from tests.integration.query_api_support import api_client, cursor_of, filled_read_model, get
 from tests.integration.query_support import (
     OrderEventLog,

@@ -13,8 +13,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from query_service.app import create_app
-from shared.envelope import format_timestamp
+from query_service.http.app import create_app
+from shared.contract.envelope import format_timestamp
 from tests.integration.query_api_support import (
     FINAL,
     LOG,

@@ -13,13 +13,13 @@ from typing import Any
 import requests
 from sqlalchemy import select
 
-from query_service.applier import EventApplier
-from query_service.command_api import CommandApiClient
-from query_service.events import parse_raw
-from query_service.read_model import account_statement
+from query_service.projection.events import parse_raw
+from query_service.projector.applier import EventApplier
+from query_service.projector.command_api import CommandApiClient
+from query_service.read_model.tables import account_statement
+from query_service.read_model.views import ReadViews
 from query_service.rebuild import rebuild_read_model
-from query_service.views import ReadViews
-from shared.db import write_transaction
+from shared.infra.db import write_transaction
 from tests.integration.query_support import new_read_model
 from tests.support.processes import HttpService
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from query_service.command_api import CommandApiClient
-from query_service.health import kafka_end_offsets
-from query_service.progress import ProgressBar
-from query_service.read_model import metadata
+from query_service.projector.command_api import CommandApiClient
+from query_service.projector.lag import kafka_end_offsets
+from query_service.read_model.order_writer import load_positions
+from query_service.read_model.tables import metadata
+from query_service.read_model.views import ReadViews
 from query_service.rebuild import RebuildFailed, main, rebuild_read_model
-from query_service.views import ReadViews
-from query_service.writer import load_positions
-from shared.envelope import EventEnvelope
+from shared.contract.envelope import EventEnvelope
+from shared.infra.progress import ProgressBar
 from tests.integration.query_support import (
     OrderEventLog,
     ProjectorThread,

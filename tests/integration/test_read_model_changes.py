@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
-from query_service.read_model_changes import VersionWaits
-from shared.db import create_database_engine
+from query_service.read_model.changes import VersionWaits
+from shared.infra.db import create_database_engine
 
 
 class CountingReader:

@@ -13,9 +13,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-import shared.db
-from command_service.app import create_app
-from shared.config import Settings
+import shared.infra.db
+from command_service.http.app import create_app
+from shared.infra.config import Settings
 from tests.integration.test_command_api import order_body
 from tests.support.faults import SmallDisk, small_disk_or_skip, sqlite_path
 
@@ -25,7 +25,7 @@ PROBLEM_TYPE = "urn:event-sourced-orders:problem:"
 @pytest.fixture
 def impatient_app(monkeypatch: pytest.MonkeyPatch, command_settings: Settings) -> Flask:
     """The command app, waiting 0.2 s instead of 30 s for a write lock someone else holds."""
-    monkeypatch.setattr(shared.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(shared.infra.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
     return create_app(command_settings)
 
 

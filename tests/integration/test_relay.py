@@ -21,13 +21,13 @@ from cloudevents.core.formats.json import JSONFormat
 from kafka import TopicPartition
 from sqlalchemy import Engine, text
 
-from command_service.event_store import EventStore, NewEvent, StreamAppend
-from command_service.relay import Relay, create_relay_engine
-from command_service.relay_lease import LeaseHeartbeat, LeaseLost, RelayLease
-from shared.config import Settings
-from shared.db import create_database_engine
-from shared.envelope import EventEnvelope
-from shared.kafka import create_consumer, ensure_topic
+from command_service.adapters.event_store import EventStore, NewEvent, StreamAppend
+from command_service.outbox.lease import LeaseHeartbeat, LeaseLost, RelayLease
+from command_service.outbox.relay import Relay, create_relay_engine
+from shared.contract.envelope import EventEnvelope
+from shared.infra.config import Settings
+from shared.infra.db import create_database_engine
+from shared.infra.kafka import create_consumer, ensure_topic
 from tests.support.processes import HttpService, ServiceRunner, wait_until
 
 SOURCE = "urn:test:relay"

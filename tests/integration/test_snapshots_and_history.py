@@ -12,14 +12,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from command_service.account_service import AccountService
-from command_service.app import create_app
-from command_service.application import CommandContext
+from command_service.adapters.event_store import EventStore, Snapshot, snapshots_table
+from command_service.application.accounts import AccountService
+from command_service.application.orders import CommandContext
 from command_service.domain import account as acc
-from command_service.event_store import EventStore, Snapshot, snapshots_table
-from shared.config import Settings
-from shared.db import create_database_engine
-from shared.envelope import format_timestamp, parse_timestamp
+from command_service.http.app import create_app
+from shared.contract.envelope import format_timestamp, parse_timestamp
+from shared.infra.config import Settings
+from shared.infra.db import create_database_engine
 from tests.integration.test_command_api import assert_problem, order_body
 
 EVERY = 10

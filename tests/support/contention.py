@@ -27,7 +27,7 @@ from typing import Any
 import requests
 
 from command_service.domain.order import ALLOWED_TRANSITIONS, OrderStatus
-from shared.envelope import EventEnvelope
+from shared.contract.envelope import EventEnvelope
 from tests.support.system import ACCOUNT_STREAM_PREFIX, Acknowledged
 
 ACTIONS = ("PAID", "SHIPPED", "DELIVERED", "CANCEL")

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from query_service.read_model import (
+from query_service.read_model.tables import (
     account_statement,
     accounts,
     create_read_model_engine,
@@ -31,7 +31,7 @@ from query_service.read_model import (
     orders,
     product_sales,
 )
-from shared.envelope import EventEnvelope
+from shared.contract.envelope import EventEnvelope
 from tests.support.faults import published_position
 from tests.support.kafka_topic import TopicContents, read_topic
 from tests.support.processes import wait_until

@@ -172,7 +172,7 @@ def frozen(service: ServiceProcess, sqlite_file: Path) -> Iterator[Freeze]:
     SIGCONT when it ends, also on failure.
 
     The freeze is placed where the service holds no write transaction on `sqlite_file` (nor
-    the flock writers queue on first, see shared/db.py).
+    the flock writers queue on first, see shared/infra/db.py).
     SQLite has one write lock per database, and a process stopped while holding it stalls
     every other writer of that file until it resumes: a relay frozen inside its checkpoint
     stops every command append (503 after the 30 s busy timeout) and keeps the standby from
@@ -201,7 +201,7 @@ def _write_lock_held(sqlite_file: Path) -> bool:
 
 
 def _writer_queue_held(sqlite_file: Path) -> bool:
-    """Whether a process holds the flock writers take before BEGIN IMMEDIATE (shared/db.py
+    """Whether a process holds the flock writers take before BEGIN IMMEDIATE (shared/infra/db.py
     names it `<database>.writelock`; no such file, no such queue)."""
     try:
         fd = os.open(f"{sqlite_file}.writelock", os.O_RDWR)

@@ -21,8 +21,8 @@ from typing import TypeVar
 
 import requests
 
-from command_service.event_store import EventStore
-from shared.db import create_database_engine
+from command_service.adapters.event_store import EventStore
+from shared.infra.db import create_database_engine
 
 T = TypeVar("T")
 S = TypeVar("S", bound="ServiceProcess")
@@ -268,7 +268,7 @@ class ServiceRunner:
         return self.start_worker(
             name,
             "command-relay",
-            "command_service.relay",
+            "command_service.outbox.relay",
             KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
             KAFKA_TOPIC=topic,
             **env,

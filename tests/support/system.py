@@ -17,10 +17,10 @@ from typing import Any
 import requests
 from sqlalchemy import select
 
-from command_service.event_store import EventStore
-from query_service.read_model import accounts, create_read_model_engine, orders
-from shared.db import create_database_engine
-from shared.envelope import EventEnvelope
+from command_service.adapters.event_store import EventStore
+from query_service.read_model.tables import accounts, create_read_model_engine, orders
+from shared.contract.envelope import EventEnvelope
+from shared.infra.db import create_database_engine
 from tests.support.processes import (
     HttpService,
     ServiceProcess,

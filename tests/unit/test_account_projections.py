@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from query_service.account_projections import (
+from query_service.projection.accounts import (
     AccountRow,
     StatementLine,
     project_account,
 )
-from query_service.events import (
+from query_service.projection.events import (
     AccountCredited,
     AccountDebited,
     AccountEvent,
@@ -22,7 +22,7 @@ from query_service.events import (
     FundsDeposited,
     UnprojectableEvent,
 )
-from query_service.projections import Step, next_step
+from query_service.projection.orders import Step, next_step
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

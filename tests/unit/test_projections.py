@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from query_service.events import (
+from query_service.projection.events import (
     Line,
     OrderCancelled,
     OrderEvent,
@@ -16,7 +16,7 @@ from query_service.events import (
     OrderStatusChanged,
     UnprojectableEvent,
 )
-from query_service.projections import (
+from query_service.projection.orders import (
     CustomerDelta,
     HistoryRow,
     LineRow,

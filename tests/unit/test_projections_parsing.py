@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from command_service.adapters.event_codec import encode
 from command_service.domain import order as domain
-from command_service.event_codec import encode
-from query_service.events import (
+from query_service.projection.events import (
     Line,
     OrderCancelled,
     OrderPlaced,
@@ -19,7 +19,7 @@ from query_service.events import (
     parse_message,
     parse_raw,
 )
-from shared.envelope import EventEnvelope
+from shared.contract.envelope import EventEnvelope
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.envelope import EventEnvelope
-from shared.upcasting import EVENT_SCHEMAS, UnsupportedSchema, UpcasterChain
+from shared.contract.envelope import EventEnvelope
+from shared.contract.upcasting import EVENT_SCHEMAS, UnsupportedSchema, UpcasterChain
 
 V1_PLACED = {
     "order_id": "o-1",

@@ -1,0 +1,221 @@
+"""Idempotency-Key on command requests: the first response is stored with the command's events
+(one transaction) and replayed for a retry with the same key and request.
+
+The record is written inside the append, under the event log's write lock, so a key can never
+be recorded without its events or the events without the key; two concurrent requests with the
+same key cannot both write (the second sees the key under the lock and replays instead).
+Only commands that wrote events are stored: a refused command leaves no trace, so retrying it
+runs it again. Keys expire after IDEMPOTENCY_KEY_TTL_SECONDS.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from flask import Response, current_app, g, request
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import SQLAlchemyError
+
+from shared.http.errors import Problem
+from shared.infra.db import UTCDateTime, create_tables
+
+HEADER = "Idempotency-Key"
+KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
+REPLAYED_HEADERS = ("Location", "ETag")
+PURGE_CHANCE = 0.01  # expired rows are deleted now and then, not on every write
+
+metadata = MetaData()
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", JSON().with_variant(JSONB, "postgresql"), nullable=False),
+    Column("headers", JSON().with_variant(JSONB, "postgresql"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
+
+class KeyAlreadyRecorded(Exception):
+    """Another request with this key committed first; replay its response."""
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The first response to a key: what a retry gets back."""
+
+    fingerprint: str
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+    def replay(self) -> Response:
+        """The stored response, marked as a replay."""
+        response = Response(json.dumps(self.body), self.status, mimetype="application/json")
+        response.headers.update(self.headers)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+
+class IdempotencyKeys:
+    """The idempotency_keys table in the event log's database."""
+
+    def __init__(self, engine: Engine, ttl_seconds: int) -> None:
+        self.engine = engine
+        self.ttl = timedelta(seconds=ttl_seconds)
+
+    def create_schema(self) -> None:
+        """Create the table if missing (safe from several processes)."""
+        create_tables(self.engine, metadata)
+
+    def lookup(self, key: str, conn: Connection | None = None) -> StoredResponse | None:
+        """The unexpired stored response for a key, if any."""
+        query = (
+            select(idempotency_keys)
+            .where(idempotency_keys.c.key == key)
+            .where(idempotency_keys.c.expires_at > datetime.now(UTC))
+        )
+        if conn is None:
+            with self.engine.connect() as own:
+                row = own.execute(query).mappings().first()
+        else:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            return None
+        return StoredResponse(row["fingerprint"], row["status"], row["body"], row["headers"])
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """Records one command's rendered response under its key, inside the append."""
+
+    keys: IdempotencyKeys
+    key: str
+    fingerprint: str
+    render: Callable[[Any], Response]
+
+    def before(self, conn: Connection) -> None:
+        """Refuse to write if the key was recorded meanwhile; clear its expired record."""
+        table = idempotency_keys
+        now = datetime.now(UTC)
+        conn.execute(delete(table).where(table.c.key == self.key).where(table.c.expires_at <= now))
+        if self.keys.lookup(self.key, conn) is not None:
+            raise KeyAlreadyRecorded(self.key)
+
+    def record(self, conn: Connection, result: Any) -> None:
+        """Store the response the command's result renders to."""
+        response = self.render(result)
+        now = datetime.now(UTC)
+        conn.execute(
+            insert(idempotency_keys).values(
+                key=self.key,
+                fingerprint=self.fingerprint,
+                status=response.status_code,
+                body=response.get_json(),
+                headers={h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
+                created_at=now,
+                expires_at=now + self.keys.ttl,
+            )
+        )
+        if random.random() < PURGE_CHANCE:
+            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    """A hash of what the request asks for; JSON bodies are compared by content, not spacing."""
+    try:
+        content: Any = json.loads(body, parse_float=Decimal) if body else None
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    except ValueError:
+        canonical = body.decode("latin-1")
+    return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
+
+
+def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Give a command endpoint Idempotency-Key support (see the module docstring)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        key = request.headers.get(HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        if not KEY_PATTERN.fullmatch(key):
+            raise Problem(
+                400,
+                "invalid-header",
+                "Invalid header",
+                f"{HEADER} must be 1 to 255 printable ASCII characters without spaces, "
+                "e.g. a UUID.",
+                {"errors": {HEADER: ["Must be 1 to 255 printable ASCII characters."]}},
+            )
+        keys: IdempotencyKeys = current_app.extensions["idempotency_keys"]
+        fingerprint = request_fingerprint(request.method, request.path, request.get_data())
+        stored = keys.lookup(key)
+        if stored is not None:
+            return _replay(key, stored, fingerprint)
+        g.idempotency_claim = (keys, key, fingerprint)
+        try:
+            return view(*args, **kwargs)
+        except Exception:
+            # A concurrent request with the same key may have won meanwhile: then this one's
+            # refusal (a conflict, "already paid") is not the answer; the first response is.
+            stored = _lookup_quietly(keys, key)
+            if stored is not None:
+                return _replay(key, stored, fingerprint)
+            raise
+
+    return wrapper
+
+
+def recorder_for(render: Callable[[Any], Response]) -> IdempotencyClaim | None:
+    """The claim of the current request, if it carries an Idempotency-Key."""
+    claim = g.get("idempotency_claim")
+    if claim is None:
+        return None
+    keys, key, fingerprint = claim
+    return IdempotencyClaim(keys, key, fingerprint, render)
+
+
+def _lookup_quietly(keys: IdempotencyKeys, key: str) -> StoredResponse | None:
+    try:
+        return keys.lookup(key)
+    except SQLAlchemyError:
+        return None  # the database is the problem; let the original error answer
+
+
+def _replay(key: str, stored: StoredResponse, fingerprint: str) -> Response:
+    if stored.fingerprint != fingerprint:
+        raise Problem(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            f"{HEADER} {key[:100]!r} was first used for a different request; use a new key "
+            "for a new request, or resend exactly the first request to get its response.",
+            {"errors": {HEADER: ["Already used for a different request."]}},
+        )
+    return stored.replay()

@@ -1,0 +1,302 @@
+"""The projector's consumer loop: order and account events from Kafka applied to the read model.
+
+Per poll: one database transaction holds the batch's rows, the per-stream versions (orders and
+accounts tables) and the next offset per partition; Kafka offsets are committed after it. A
+transient failure (database, or the command API during a gap repair) rolls the batch back,
+rewinds the consumer and retries with backoff: nothing is skipped and no offset moves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kafka.errors import KafkaError
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from query_service.projection.events import Event, UnprojectableEvent, parse_message
+from query_service.projector.applier import ROW_ERRORS, EventApplier, Outcome, ProjectionBatch
+from query_service.projector.batch_report import (
+    BatchReport,
+    ProjectorObserver,
+    correlation_id,
+    log_applied,
+)
+from query_service.projector.batch_writes import ClaimLost
+from query_service.projector.command_api import CommandApiUnavailable
+from query_service.projector.positions import (
+    AssignmentTracker,
+    Batch,
+    commit_to_kafka,
+    position_from_read_model,
+    rewind,
+)
+from query_service.read_model.order_writer import ParkedEvent, park, save_positions
+from shared.infra.db import write_transaction
+
+log = logging.getLogger("query_service.projector")
+
+TRANSIENT_ERRORS = (CommandApiUnavailable, SQLAlchemyError)
+PROGRESS_LOG_INTERVAL_S = 10.0
+
+
+@dataclass(frozen=True)
+class ProjectorOptions:
+    """Tuning of the consumer loop."""
+
+    max_batch: int = 500
+    poll_timeout_ms: int = 500
+    initial_backoff_s: float = 0.2
+    max_backoff_s: float = 10.0
+    # One INFO line per applied event (with its correlation id); see docs/metrics.md for its cost.
+    log_applied_events: bool = True
+
+
+@dataclass
+class ProjectorStats:
+    """Running totals, logged periodically and read by tests."""
+
+    batches: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    retries: int = 0
+
+
+class _NeedsIsolation(Exception):
+    """An unexpected error in a batch without savepoints: redo the batch with them."""
+
+
+class Backoff:
+    """Capped exponential delays, interruptible by the stop event."""
+
+    def __init__(self, initial_s: float, maximum_s: float) -> None:
+        self.initial_s = initial_s
+        self.maximum_s = maximum_s
+        self.delay_s = initial_s
+
+    def wait(self, stop: threading.Event) -> None:
+        stop.wait(self.delay_s)
+        self.delay_s = min(self.delay_s * 2, self.maximum_s)
+
+    def reset(self) -> None:
+        self.delay_s = self.initial_s
+
+
+class Projector:
+    """The consumer loop; `run` returns once `stop` is set."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        topic: str,
+        consumer_factory: Callable[[], Any],
+        applier: EventApplier,
+        options: ProjectorOptions | None = None,
+        observer: ProjectorObserver | None = None,
+    ) -> None:
+        self.engine = engine
+        self.topic = topic
+        self.consumer_factory = consumer_factory
+        self.applier = applier
+        self.options = options or ProjectorOptions()
+        self.observer = observer
+        self.stats = ProjectorStats()
+        self._tracker = AssignmentTracker()
+        self._backoff = Backoff(self.options.initial_backoff_s, self.options.max_backoff_s)
+        self._last_progress_log = time.monotonic()
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume and apply until stopped."""
+        consumer = self._open_consumer(stop)
+        if consumer is None:
+            return
+        try:
+            consumer.subscribe([self.topic], listener=self._tracker)
+            log.info("projector started", extra={"topic": self.topic})
+            while not stop.is_set():
+                self._poll_and_apply(consumer, stop)
+                self._maybe_log_progress()
+        finally:
+            consumer.close(autocommit=False)
+            log.info("projector stopped", extra={"stats": vars(self.stats)})
+
+    def _open_consumer(self, stop: threading.Event) -> Any:
+        while not stop.is_set():
+            try:
+                return self.consumer_factory()
+            except Exception as exc:  # kafka-python raises more than KafkaError here
+                log.warning("cannot reach Kafka; retrying", extra={"error": repr(exc)})
+                self._backoff.wait(stop)
+        return None
+
+    def _poll_and_apply(self, consumer: Any, stop: threading.Event) -> None:
+        try:
+            batch: Batch = consumer.poll(
+                timeout_ms=self.options.poll_timeout_ms, max_records=self.options.max_batch
+            )
+        except Exception as exc:
+            log.warning(
+                "Kafka poll failed; retrying",
+                extra={"error": repr(exc)},
+                exc_info=not isinstance(exc, KafkaError),
+            )
+            self._backoff.wait(stop)
+            return
+        try:
+            batch = self._position_new_assignments(consumer, batch)
+            if not batch:
+                return
+            next_offsets = self._apply_batch(batch)
+        except Exception as exc:
+            # The transaction rolled back, so retrying the batch is always safe; only a
+            # failure that is not a known outage deserves a traceback.
+            self.stats.retries += 1
+            if self.observer is not None:
+                self.observer.batch_retried()
+            log.log(
+                logging.WARNING if isinstance(exc, TRANSIENT_ERRORS) else logging.ERROR,
+                "batch not applied; rewinding to retry",
+                extra={"error": repr(exc), "retry_in_s": self._backoff.delay_s},
+                exc_info=not isinstance(exc, TRANSIENT_ERRORS),
+            )
+            rewind(consumer, batch)
+            self._backoff.wait(stop)
+            return
+        self._backoff.reset()
+        commit_to_kafka(consumer, self.topic, next_offsets)
+
+    def _position_new_assignments(self, consumer: Any, batch: Batch) -> Batch:
+        """Seek newly assigned partitions to the stored offsets; drop what was fetched for them."""
+        pending = self._tracker.take()
+        if not pending:
+            return batch
+        try:
+            moved = position_from_read_model(consumer, self.engine, self.topic, pending)
+        except Exception:
+            self._tracker.put_back(pending)
+            raise
+        log.info("positioned partitions from the read model", extra={"next_offsets": moved})
+        return {tp: records for tp, records in batch.items() if tp not in pending}
+
+    def _apply_batch(self, batch: Batch) -> dict[int, int]:
+        """Apply a batch in one transaction; if a row is rejected, redo it event by event."""
+        try:
+            return self._apply_batch_once(batch, isolated=False)
+        except (*ROW_ERRORS, ClaimLost, _NeedsIsolation) as exc:
+            log.warning(
+                "a message broke its batch; applying the batch event by event to park it",
+                extra={"error": repr(exc)},
+            )
+            return self._apply_batch_once(batch, isolated=True)
+
+    def _apply_batch_once(self, batch: Batch, isolated: bool) -> dict[int, int]:
+        started = time.perf_counter()
+        gaps_before = self.applier.repairs.gaps
+        repaired_before = self.applier.repairs.repaired_events
+        next_offsets: dict[int, int] = {}
+        counts: Counter[str] = Counter()
+        applied: list[tuple[Any, Event]] = []
+        with (
+            write_transaction(self.engine) as conn,
+            self.applier.batch(conn, isolated) as projection,
+        ):
+            parsed = [(record, _parse(record)) for records in batch.values() for record in records]
+            projection.prefetch(event for _, event in parsed if not isinstance(event, Exception))
+            for record, event_or_error in parsed:
+                outcome, event = self._apply_record(projection, record, event_or_error)
+                counts[outcome] += 1
+                if event is not None:
+                    applied.append((record, event))
+            for tp, records in batch.items():
+                next_offsets[tp.partition] = records[-1].offset + 1
+            save_positions(conn, self.topic, next_offsets)
+        self.stats.batches += 1
+        self.stats.applied += counts["applied"]
+        self.stats.duplicates += counts["duplicate"]
+        self.stats.parked += counts["parked"]
+        # Only now, after the commit: a rolled-back batch is applied (and told) again later.
+        if self.options.log_applied_events:
+            for record, event in applied:
+                log_applied(record, event)
+        if self.observer is not None:
+            self.observer.batch_committed(
+                BatchReport(
+                    applied=[event for _, event in applied],
+                    duplicates=counts["duplicate"],
+                    parked=counts["parked"],
+                    gaps=self.applier.repairs.gaps - gaps_before,
+                    repaired=self.applier.repairs.repaired_events - repaired_before,
+                    seconds=time.perf_counter() - started,
+                )
+            )
+        return next_offsets
+
+    def _apply_record(
+        self, projection: ProjectionBatch, record: Any, event: Event | Exception
+    ) -> tuple[str, Event | None]:
+        """Apply one parsed message: "applied" (with the event), "duplicate" or "parked"."""
+        try:
+            if isinstance(event, Exception):
+                raise event
+            outcome = projection.apply(event)
+        except TRANSIENT_ERRORS:
+            raise
+        except UnprojectableEvent as exc:
+            self._park(projection.conn, record, str(exc))
+            return "parked", None
+        except Exception as exc:
+            if not projection.isolated:
+                raise _NeedsIsolation() from exc  # it may have written half its rows
+            # A bug must not stop every other order: park the message and go on.
+            log.exception("unexpected error applying a message")
+            self._park(projection.conn, record, f"unexpected error: {exc!r}")
+            return "parked", None
+        return outcome.value, (event if outcome is Outcome.APPLIED else None)
+
+    def _park(self, conn: Connection, record: Any, error: str) -> None:
+        log.error(
+            "parked a message the projection cannot apply",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "correlation_id": correlation_id(record),
+                "error": error,
+            },
+        )
+        key = record.key
+        park(
+            conn,
+            ParkedEvent(
+                origin="kafka",
+                error=error,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=key,
+                value=record.value,
+                headers=list(record.headers or ()),
+                stream_id=key.decode(errors="replace") if isinstance(key, bytes) else None,
+            ),
+        )
+
+    def _maybe_log_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_progress_log >= PROGRESS_LOG_INTERVAL_S:
+            self._last_progress_log = now
+            log.info("projector progress", extra={"stats": vars(self.stats)})
+
+
+def _parse(record: Any) -> Event | Exception:
+    """The message's event, or why it cannot be one (raised again when its turn comes)."""
+    try:
+        return parse_message(record.value)
+    except Exception as exc:
+        return exc
