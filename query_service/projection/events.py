@@ -1,7 +1,7 @@
 """The read side's reading of the event contract: envelopes -> typed, validated order and
 account events.
 
-The query service depends on the JSON contract (see command_service/adapters/event_codec.py), not
+The query service depends on the JSON contract (the command side's event codec), not
 on the command side's code, so the two can be deployed and versioned separately.
 """
 

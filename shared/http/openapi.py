@@ -2,8 +2,7 @@
 
 What both services share lives here: the problem+json shape (RFC 9457), the headers every
 response carries, and small builders for parameters, responses, operations and the health
-paths. Each service's own module (`command_service.http.openapi`,
-`query_service.http.openapi`) lists its operations with them.
+paths. Each service's own openapi module (in its http package) lists its operations with them.
 """
 
 from __future__ import annotations
