@@ -25,7 +25,7 @@ def compose() -> dict[str, Any]:
 
 def variables_the_code_reads() -> set[str]:
     names: set[str] = set()
-    for path in [*REPO.glob("shared/*.py"), *REPO.glob("*_service/*.py")]:
+    for path in [*REPO.glob("shared/**/*.py"), *REPO.glob("*_service/**/*.py")]:
         text = path.read_text()
         names.update(re.findall(r"""env(?:iron)?\.get\(\s*["']([A-Z][A-Z0-9_]+)["']""", text))
         names.update(re.findall(r"""_int\(\s*env,\s*["']([A-Z][A-Z0-9_]+)["']""", text))
