@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from command_service.adapters.event_codec import decode_account
 from command_service.adapters.event_store import ConcurrencyError, EventStore
-from command_service.adapters.state_codecs import ACCOUNT_STATE
 from command_service.application.as_of import AsOf, state_events
 from command_service.application.orders import CommandContext, new_events
 from command_service.application.snapshots import SnapshottingLoader
+from command_service.application.state_codecs import ACCOUNT_STATE
 from command_service.domain import account as domain
 from command_service.domain.errors import AccountAlreadyExists, AccountNotFound
 from command_service.domain.order import is_identifier, validate_identifier

@@ -24,9 +24,9 @@ from command_service.adapters.event_store import (
     NewEvent,
     StreamAppend,
 )
-from command_service.adapters.state_codecs import ACCOUNT_STATE, ORDER_STATE
 from command_service.application.as_of import AsOf, state_events
 from command_service.application.snapshots import SnapshottingLoader
+from command_service.application.state_codecs import ACCOUNT_STATE, ORDER_STATE
 from command_service.domain import account as account_domain
 from command_service.domain import order as domain
 from command_service.domain import payments
