@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.common import Result, base_parser, cprofile_summary, percentiles, ratio, work_dir
 from command_service.adapters.event_store import EventStore, NewEvent, Snapshot
-from command_service.application.orders import CommandContext, new_events
+from command_service.application.commands import CommandContext, new_events
 from command_service.application.snapshots import SnapshottingLoader
 from command_service.application.state_codecs import ACCOUNT_STATE, ORDER_STATE
 from command_service.domain import account as acc

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from command_service.adapters.event_store import EventStore, NewEvent, StreamAppend
-from command_service.application.orders import CommandContext, command_fingerprint, new_events
+from command_service.application.commands import CommandContext, new_events
+from command_service.application.orders import command_fingerprint
 from command_service.domain import account as acc
 from command_service.domain import order as order_domain
 from command_service.domain import payments

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from command_service.adapters.event_codec import decode_account
 from command_service.adapters.event_store import ConcurrencyError, EventStore
 from command_service.application.as_of import AsOf, state_events
-from command_service.application.orders import CommandContext, new_events
+from command_service.application.commands import CommandContext, new_events
 from command_service.application.snapshots import SnapshottingLoader
 from command_service.application.state_codecs import ACCOUNT_STATE
 from command_service.domain import account as domain

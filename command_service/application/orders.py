@@ -1,4 +1,5 @@
-"""Command handlers: load the aggregate from its events, decide, append with the expected version.
+"""Order commands: load the order (and its customer's account) from their events, decide,
+append with the expected versions, retry on a clash.
 
 This layer knows the event store and the domain, and nothing of HTTP.
 """
@@ -8,23 +9,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import Connection
-
-from command_service.adapters.event_codec import decode, encode
+from command_service.adapters.event_codec import decode
 from command_service.adapters.event_feed import feed_page_json
 from command_service.adapters.event_store import (
-    AppendHook,
     ConcurrencyError,
     EventStore,
     NewEvent,
     StreamAppend,
 )
 from command_service.application.as_of import AsOf, state_events
+from command_service.application.commands import CommandContext, new_events
 from command_service.application.snapshots import SnapshottingLoader
 from command_service.application.state_codecs import ACCOUNT_STATE, ORDER_STATE
 from command_service.domain import account as account_domain
@@ -32,43 +29,6 @@ from command_service.domain import order as domain
 from command_service.domain import payments
 from command_service.domain.errors import DomainError, OrderAlreadyExists, OrderNotFound
 from shared.contract.envelope import EventEnvelope
-
-
-class ResultRecorder(Protocol):
-    """Records a command's result in the same transaction as its events (idempotency keys)."""
-
-    def before(self, conn: Connection) -> None:
-        """Under the write lock, before anything is written; raise to write nothing."""
-
-    def record(self, conn: Connection, result: Any) -> None:
-        """With the events, before the commit."""
-
-
-@dataclass(frozen=True)
-class CommandContext:
-    """Who asked, for tracing: the correlation id spans a whole flow, command_id is this one."""
-
-    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    command_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    recorder: ResultRecorder | None = None
-
-    def append_hook(self, make_result: Callable[[list[EventEnvelope]], Any]) -> AppendHook | None:
-        """The hook that records this command's result with its events, if one is wanted."""
-        if self.recorder is None:
-            return None
-        return _RecordingHook(self.recorder, make_result)
-
-
-@dataclass(frozen=True)
-class _RecordingHook:
-    recorder: ResultRecorder
-    make_result: Callable[[list[EventEnvelope]], Any]
-
-    def before(self, conn: Connection) -> None:
-        self.recorder.before(conn)
-
-    def after(self, conn: Connection, appended: list[EventEnvelope]) -> None:
-        self.recorder.record(conn, self.make_result(appended))
 
 
 @dataclass(frozen=True)
@@ -283,25 +243,6 @@ class OrderService:
         fingerprint: str | None = None,
     ) -> list[NewEvent]:
         return new_events(events, ctx, fingerprint)
-
-
-def new_events(
-    events: Sequence[domain.Event | account_domain.AccountEvent],
-    ctx: CommandContext,
-    fingerprint: str | None = None,
-) -> list[NewEvent]:
-    """Domain events -> events to append, with the command's correlation and causation ids."""
-    metadata: dict[str, Any] = {
-        "correlation_id": ctx.correlation_id,
-        "causation_id": ctx.command_id,
-    }
-    if fingerprint is not None:
-        metadata["command_fingerprint"] = fingerprint
-    result = []
-    for event in events:
-        event_type, schema_version, data = encode(event)
-        result.append(NewEvent(event_type, data, dict(metadata), schema_version))
-    return result
 
 
 def command_fingerprint(command: domain.PlaceOrder) -> str:

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from command_service.application.as_of import AsOf
-from command_service.application.orders import CommandContext, CommandResult, OrderService
+from command_service.application.commands import CommandContext
+from command_service.application.orders import CommandResult, OrderService
 from command_service.domain import order as domain
 from command_service.domain.order import price_to_cents
 from command_service.http.idempotency import idempotent, recorder_for

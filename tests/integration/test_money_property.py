@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from command_service.adapters.event_store import EventStore
 from command_service.application.accounts import AccountService
-from command_service.application.orders import CommandContext, OrderService
+from command_service.application.commands import CommandContext
+from command_service.application.orders import OrderService
 from command_service.domain import account as acc
 from command_service.domain import order as ord_
 from command_service.domain.errors import DomainError

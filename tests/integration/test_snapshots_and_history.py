@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from command_service.adapters.event_store import EventStore, Snapshot, snapshots_table
 from command_service.application.accounts import AccountService
-from command_service.application.orders import CommandContext
+from command_service.application.commands import CommandContext
 from command_service.domain import account as acc
 from command_service.http.app import create_app
 from shared.contract.envelope import format_timestamp, parse_timestamp
