@@ -10,8 +10,9 @@ from types import FrameType
 from sqlalchemy.exc import SQLAlchemyError
 
 from command_service.adapters.event_store import EventStore
+from command_service.outbox.backoff import Backoff
 from command_service.outbox.lease import RelayLease, new_owner_id
-from command_service.outbox.relay import Backoff, Relay, create_relay_engine
+from command_service.outbox.relay import Relay, create_relay_engine
 from shared.infra.config import Settings
 from shared.infra.metrics_dir import claim_metrics_dir
 from shared.infra.structured_logging import configure_logging

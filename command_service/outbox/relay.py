@@ -14,7 +14,6 @@ pause may still reach the broker after it; those are duplicates consumers alread
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -23,9 +22,11 @@ from kafka.errors import KafkaError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from command_service.adapters.event_store import EventStore, EventStoreUnavailable, events_table
+from command_service.adapters.event_store import EventStore, EventStoreUnavailable
+from command_service.outbox.backoff import Backoff
 from command_service.outbox.lease import LeaseHeartbeat, LeaseLost, RelayLease
 from command_service.outbox.message import send_event
+from command_service.outbox.new_event_probe import NewEventProbe
 from shared.contract.envelope import EventEnvelope
 from shared.infra import kafka as kafka_clients
 from shared.infra.config import Settings
@@ -33,8 +34,6 @@ from shared.infra.db import create_database_engine
 
 log = logging.getLogger("command_service.relay")
 
-BACKOFF_INITIAL_SECONDS = 0.1
-BACKOFF_MAX_SECONDS = 5.0
 # Slack on top of the producer's own delivery timeout before we stop waiting for a future.
 ACK_WAIT_MARGIN_SECONDS = 5.0
 # Sleeps are sliced so a signal (which only sets a flag) is noticed quickly.
@@ -61,26 +60,6 @@ class RelayObserver(Protocol):
         """An attempt to publish failed; it will be retried."""
 
 
-class Backoff:
-    """Exponential backoff with jitter, capped, reset after a success."""
-
-    def __init__(self, initial: float = BACKOFF_INITIAL_SECONDS, cap: float = BACKOFF_MAX_SECONDS):
-        self.initial = initial
-        self.cap = cap
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; each call doubles it up to the cap."""
-        delay = min(self.cap, self.initial * 2.0**self.failures)
-        # Bounded so the float power cannot overflow after a very long outage.
-        self.failures = min(self.failures + 1, 32)
-        # Jitter keeps several relays from hammering a recovering broker in lockstep.
-        return delay * random.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
 def create_relay_engine(settings: Settings) -> Engine:
     """The relay's connection to the event-log database, with its own SQLite durability."""
     # The relay writes only its checkpoint and lease, and each commit holds the write lock the
@@ -89,47 +68,6 @@ def create_relay_engine(settings: Settings) -> Engine:
     # or an earlier lease expiry, never an event. OFF, if configured, stays OFF.
     synchronous = "OFF" if settings.sqlite_synchronous == "OFF" else "NORMAL"
     return create_database_engine(settings.event_store_url, synchronous)
-
-
-class NewEventProbe:
-    """Says cheaply whether the log grew past a position, so an idle relay can poll often.
-
-    SQLite: `SELECT max(position)` on one connection kept open (microseconds, against about a
-    millisecond for a read through the event store). Other databases: always "maybe", and the
-    relay reads as before.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._connection: Any = None
-
-    def grew_past(self, position: int) -> bool:
-        """False only when the log is known to end at or before `position`."""
-        if self.engine.dialect.name != "sqlite":
-            return True
-        try:
-            if self._connection is None:
-                self._connection = self.engine.raw_connection()
-            cursor = self._connection.cursor()
-            try:
-                # Autocommit (see shared/infra/db.py): each query sees the latest commit.
-                cursor.execute(f"SELECT max(position) FROM {events_table.name}")
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        except Exception:
-            self.close()
-            return True  # let the real read run into the problem and report it
-        return row is not None and row[0] is not None and int(row[0]) > position
-
-    def close(self) -> None:
-        """Give the connection back (the next question opens another)."""
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            except Exception:
-                log.debug("closing the probe connection failed", exc_info=True)
-            self._connection = None
 
 
 def _default_producer(settings: Settings) -> Any:

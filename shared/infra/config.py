@@ -88,7 +88,7 @@ class Settings:
             kafka_delivery_timeout_ms=_int(
                 env, "KAFKA_DELIVERY_TIMEOUT_MS", 15_000, 1_000, 600_000
             ),
-            # An idle poll is one cheap max(position) query (see relay.NewEventProbe).
+            # An idle poll is one cheap max(position) query (see outbox/new_event_probe.py).
             relay_poll_interval_ms=_int(env, "RELAY_POLL_INTERVAL_MS", 5, 1, 60_000),
             relay_batch_size=_int(env, "RELAY_BATCH_SIZE", 500, 1, 100_000),
             relay_lease_seconds=float(_int(env, "RELAY_LEASE_SECONDS", 10, 1, 3600)),
