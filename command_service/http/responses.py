@@ -9,7 +9,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from command_service.domain.order import OrderStatus
-from shared.http.openapi import cents, decimal_string
+from shared.http.response_schemas import cents, decimal_string
 
 ORDER_STATUSES = [status.value for status in OrderStatus]
 POSITIVE = validate.Range(min=1)

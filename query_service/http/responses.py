@@ -7,7 +7,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from query_service.projection.events import ORDER_STATUSES
-from shared.http.openapi import cents, decimal_string
+from shared.http.response_schemas import cents, decimal_string
 
 POSITIVE = validate.Range(min=1)
 NOT_NEGATIVE = validate.Range(min=0)
