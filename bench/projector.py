@@ -37,8 +37,9 @@ from bench.workload import fill_log
 from command_service.adapters.event_store import EventStore
 from command_service.outbox.message import send_event
 from query_service.projection.accounts import project_account
-from query_service.projection.events import OrderEventBase, parse_raw
+from query_service.projection.events import OrderEventBase
 from query_service.projection.orders import project
+from query_service.projection.parsing import parse_raw
 from query_service.projector.command_api import EventsPage
 from query_service.read_model.tables import create_read_model_engine
 from query_service.rebuild import rebuild_read_model

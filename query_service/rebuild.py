@@ -38,7 +38,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, text
 
-from query_service.projection.events import UnprojectableEvent, parse_raw
+from query_service.projection.events import UnprojectableEvent
+from query_service.projection.parsing import parse_raw
 from query_service.projector.applier import ROW_ERRORS, EventApplier, ProjectionBatch
 from query_service.projector.batch_writes import ClaimLost
 from query_service.projector.command_api import CommandApiClient, CommandApiUnavailable, EventsPage

@@ -23,9 +23,9 @@ from query_service.projection.events import (
     OrderEvent,
     OrderEventBase,
     UnprojectableEvent,
-    parse_raw,
 )
 from query_service.projection.orders import OrderRow, Step, next_step, project
+from query_service.projection.parsing import parse_raw
 from query_service.projector.batch_writes import PendingWrites
 from query_service.read_model.account_writer import load_account, write_account_changes
 from query_service.read_model.order_writer import ParkedEvent, load_order, park, write_order_changes

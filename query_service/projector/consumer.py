@@ -20,7 +20,8 @@ from kafka.errors import KafkaError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from query_service.projection.events import Event, UnprojectableEvent, parse_message
+from query_service.projection.events import Event, UnprojectableEvent
+from query_service.projection.parsing import parse_message
 from query_service.projector.applier import ROW_ERRORS, EventApplier, Outcome, ProjectionBatch
 from query_service.projector.batch_report import (
     BatchReport,

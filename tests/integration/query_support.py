@@ -19,7 +19,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from command_service.adapters.event_codec import encode
 from command_service.domain import order as domain
-from query_service.projection.events import account_stream, parse_event
+from query_service.projection.events import account_stream
+from query_service.projection.parsing import parse_event
 from query_service.projector.applier import EventApplier
 from query_service.projector.consumer import Projector, ProjectorOptions
 from query_service.projector_main import build_projector

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Engine
 
 from query_service.projection.accounts import project_account
-from query_service.projection.events import AccountOpened, FundsDeposited, parse_event
+from query_service.projection.events import AccountOpened, FundsDeposited
+from query_service.projection.parsing import parse_event
 from query_service.read_model.account_writer import load_account, write_account_changes
 from query_service.read_model.tables import metadata
 from shared.infra.db import write_transaction

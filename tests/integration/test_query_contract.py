@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from sqlalchemy import select
 
-from query_service.projection.events import parse_raw
+from query_service.projection.parsing import parse_raw
 from query_service.projector.applier import EventApplier
 from query_service.projector.command_api import CommandApiClient
 from query_service.read_model.tables import account_statement

@@ -16,9 +16,8 @@ from query_service.projection.events import (
     OrderPlaced,
     OrderStatusChanged,
     UnprojectableEvent,
-    parse_message,
-    parse_raw,
 )
+from query_service.projection.parsing import parse_message, parse_raw
 from shared.contract.envelope import EventEnvelope
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
