@@ -9,10 +9,10 @@ from sqlalchemy import Column, Engine, Integer, MetaData, Table, delete, insert
 from sqlalchemy.exc import OperationalError
 
 from command_service.adapters.event_store import EventStore, EventStoreUnavailable
+from command_service.adapters.idempotency_store import IdempotencyKeys
 from command_service.application.accounts import AccountService
 from command_service.application.orders import OrderService
 from command_service.http.accounts import accounts
-from command_service.http.idempotency import IdempotencyKeys
 from command_service.http.metrics import install_command_metrics
 from command_service.http.openapi import command_document
 from command_service.http.orders import orders

@@ -13,101 +13,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from flask import Response, current_app, g, request
-from sqlalchemy import (
-    JSON,
-    Column,
-    Connection,
-    Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    delete,
-    insert,
-    select,
-)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from command_service.adapters.idempotency_store import IdempotencyKeys, StoredResponse
 from shared.http.errors import Problem
-from shared.infra.db import UTCDateTime, create_tables
 
 HEADER = "Idempotency-Key"
 KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
 REPLAYED_HEADERS = ("Location", "ETag")
-PURGE_CHANCE = 0.01  # expired rows are deleted now and then, not on every write
-
-metadata = MetaData()
-
-idempotency_keys = Table(
-    "idempotency_keys",
-    metadata,
-    Column("key", String(255), primary_key=True),
-    Column("fingerprint", String(64), nullable=False),
-    Column("status", Integer, nullable=False),
-    Column("body", JSON().with_variant(JSONB, "postgresql"), nullable=False),
-    Column("headers", JSON().with_variant(JSONB, "postgresql"), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-    Column("expires_at", UTCDateTime(), nullable=False, index=True),
-)
-
-
-class KeyAlreadyRecorded(Exception):
-    """Another request with this key committed first; replay its response."""
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    """The first response to a key: what a retry gets back."""
-
-    fingerprint: str
-    status: int
-    body: Any
-    headers: dict[str, str]
-
-    def replay(self) -> Response:
-        """The stored response, marked as a replay."""
-        response = Response(json.dumps(self.body), self.status, mimetype="application/json")
-        response.headers.update(self.headers)
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
-
-
-class IdempotencyKeys:
-    """The idempotency_keys table in the event log's database."""
-
-    def __init__(self, engine: Engine, ttl_seconds: int) -> None:
-        self.engine = engine
-        self.ttl = timedelta(seconds=ttl_seconds)
-
-    def create_schema(self) -> None:
-        """Create the table if missing (safe from several processes)."""
-        create_tables(self.engine, metadata)
-
-    def lookup(self, key: str, conn: Connection | None = None) -> StoredResponse | None:
-        """The unexpired stored response for a key, if any."""
-        query = (
-            select(idempotency_keys)
-            .where(idempotency_keys.c.key == key)
-            .where(idempotency_keys.c.expires_at > datetime.now(UTC))
-        )
-        if conn is None:
-            with self.engine.connect() as own:
-                row = own.execute(query).mappings().first()
-        else:
-            row = conn.execute(query).mappings().first()
-        if row is None:
-            return None
-        return StoredResponse(row["fingerprint"], row["status"], row["body"], row["headers"])
 
 
 @dataclass(frozen=True)
@@ -121,29 +42,16 @@ class IdempotencyClaim:
 
     def before(self, conn: Connection) -> None:
         """Refuse to write if the key was recorded meanwhile; clear its expired record."""
-        table = idempotency_keys
-        now = datetime.now(UTC)
-        conn.execute(delete(table).where(table.c.key == self.key).where(table.c.expires_at <= now))
-        if self.keys.lookup(self.key, conn) is not None:
-            raise KeyAlreadyRecorded(self.key)
+        self.keys.claim(conn, self.key)
 
     def record(self, conn: Connection, result: Any) -> None:
         """Store the response the command's result renders to."""
         response = self.render(result)
-        now = datetime.now(UTC)
-        conn.execute(
-            insert(idempotency_keys).values(
-                key=self.key,
-                fingerprint=self.fingerprint,
-                status=response.status_code,
-                body=response.get_json(),
-                headers={h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
-                created_at=now,
-                expires_at=now + self.keys.ttl,
-            )
+        headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
+        stored = StoredResponse(
+            self.fingerprint, response.status_code, response.get_json(), headers
         )
-        if random.random() < PURGE_CHANCE:
-            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.expires_at <= now))
+        self.keys.record(conn, self.key, stored)
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -218,4 +126,12 @@ def _replay(key: str, stored: StoredResponse, fingerprint: str) -> Response:
             "for a new request, or resend exactly the first request to get its response.",
             {"errors": {HEADER: ["Already used for a different request."]}},
         )
-    return stored.replay()
+    return _replayed(stored)
+
+
+def _replayed(stored: StoredResponse) -> Response:
+    """The stored response, marked as a replay."""
+    response = Response(json.dumps(stored.body), stored.status, mimetype="application/json")
+    response.headers.update(stored.headers)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
