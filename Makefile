@@ -16,7 +16,7 @@ install: $(STAMP)
 
 # Fetches the Apache Kafka broker jars with Maven once; later runs reuse the cache.
 kafka-jars: install
-	$(PY) devtools/local_kafka.py fetch
+	$(PY) -m devtools.local_kafka fetch
 
 # The whole system: a local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the command API,
 # the relay, the query API and the projector, with output prefixed per process.

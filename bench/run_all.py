@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from bench.common import REPO_ROOT
-from bench.services import local_kafka_module
+from devtools.local_kafka import LocalKafka
+from devtools.ports import free_port
 
 # Cheapest first: a failure shows up early. Projector (a million events) last.
 BENCHMARKS = ("append", "aggregate_load", "http_commands", "relay", "freshness", "projector")
@@ -44,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     broker = None
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as kafka_dir:
         if NEEDS_KAFKA & set(chosen) and not env.get("BENCH_KAFKA_BOOTSTRAP"):
-            local_kafka = local_kafka_module()
-            broker = local_kafka.LocalKafka(port=local_kafka.free_port(), data_dir=Path(kafka_dir))
+            broker = LocalKafka(port=free_port(), data_dir=Path(kafka_dir))
             broker.start()
             env["BENCH_KAFKA_BOOTSTRAP"] = broker.bootstrap_servers
             print(f"Kafka ready on {broker.bootstrap_servers}", flush=True)

@@ -5,11 +5,9 @@ groups, their peak memory (VmHWM, gunicorn workers included), a local Kafka brok
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,21 +15,15 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import psutil
 
 from bench.common import REPO_ROOT
+from devtools.local_kafka import LocalKafka
+from devtools.ports import free_port
 
 BIN_DIR = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def console_script(name: str) -> list[str]:
@@ -221,20 +213,6 @@ class Services:
         self.stop_all()
 
 
-def local_kafka_module() -> ModuleType:
-    name = "local_kafka"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, REPO_ROOT / "scripts" / "kafka" / "local_kafka.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @contextlib.contextmanager
 def kafka_broker(workdir: Path) -> Iterator[str]:
     """Bootstrap servers of a broker: BENCH_KAFKA_BOOTSTRAP if set, else a local one we start."""
@@ -242,8 +220,7 @@ def kafka_broker(workdir: Path) -> Iterator[str]:
     if given:
         yield given
         return
-    local_kafka = local_kafka_module()
-    broker = local_kafka.LocalKafka(port=local_kafka.free_port(), data_dir=workdir / "kafka")
+    broker = LocalKafka(port=free_port(), data_dir=workdir / "kafka")
     started = time.monotonic()
     broker.start()
     print(f"  Kafka ready on {broker.bootstrap_servers} in {time.monotonic() - started:.0f}s")

@@ -1,6 +1,7 @@
 """Run a real single-node Apache Kafka (KRaft) broker on 127.0.0.1 without Docker.
 
-The broker jars come from Maven (see pom.xml beside this file); Java and Maven must be installed.
+The broker jars come from Maven (see kafka/pom.xml beside this file); Java and Maven must be
+installed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,16 +24,17 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from devtools.ports import accepts_connections, free_port, port_in_use
+
 __all__ = [
     "KAFKA_VERSION",
     "LocalKafka",
     "LocalKafkaError",
     "fetch_jars",
-    "free_port",
     "main",
 ]
 
-log = logging.getLogger("scripts.kafka.local_kafka")
+log = logging.getLogger("devtools.local_kafka")
 
 HERE = Path(__file__).resolve().parent
 POM = HERE / "kafka" / "pom.xml"
@@ -128,35 +129,6 @@ def _run_maven(mvn: str, out_dir: Path) -> None:
         )
     if not any(out_dir.glob("kafka_2.13-*.jar")):
         raise LocalKafkaError(f"mvn succeeded but no kafka_2.13 jar landed in {out_dir}")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _port_in_use(port: int) -> bool:
-    """Tell whether something already listens on 127.0.0.1:port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # SO_REUSEADDR so TIME_WAIT leftovers of our own previous run don't count as "in use".
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-        return False
-
-
-def _accepts_connections(port: int) -> bool:
-    """Tell whether a TCP connect to 127.0.0.1:port succeeds."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 def _new_cluster_id() -> str:
@@ -286,7 +258,7 @@ class LocalKafka:
 
     def is_ready(self, timeout: float = 5.0) -> bool:
         """Whether this broker answers a metadata request and lists itself."""
-        if not self.is_running or not _accepts_connections(self.port):
+        if not self.is_running or not accepts_connections(self.port):
             return False
         try:
             cluster = _describe_cluster(self.bootstrap_servers, timeout)
@@ -307,7 +279,7 @@ class LocalKafka:
         java = _require_tool("java")
         libs = fetch_jars()
         for port in (self.port, self.controller_port):
-            if _port_in_use(port):
+            if port_in_use(port):
                 raise LocalKafkaError(f"port {port} on 127.0.0.1 is already in use")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -584,7 +556,7 @@ def _cmd_run(kafka: LocalKafka) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for `python devtools/local_kafka.py {fetch,start,stop,status,run}`."""
+    """Entry point for `python -m devtools.local_kafka {fetch,start,stop,status,run}`."""
     parser = argparse.ArgumentParser(
         description=__doc__,
         epilog="env: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), "

@@ -11,7 +11,6 @@ system never looks half-alive.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import socket
@@ -25,9 +24,15 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    # Run as a file (`python scripts/run_system.py`): devtools is not an installed package.
+    sys.path.insert(0, str(REPO))
+
+from devtools.local_kafka import LocalKafka, LocalKafkaError  # noqa: E402
+
 PROCESSES = ("command-api", "command-relay", "query-api", "query-projector")
 COLORS = ("\033[36m", "\033[33m", "\033[32m", "\033[35m", "\033[34m")
 RESET = "\033[0m"
@@ -44,16 +49,6 @@ _no_proxy_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def _say(text: str) -> None:
     with _output_lock:
         print(text, flush=True)
-
-
-def _load_local_kafka() -> Any:
-    path = REPO / "devtools" / "local_kafka.py"
-    spec = importlib.util.spec_from_file_location("local_kafka", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["local_kafka"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def api_url(env: Mapping[str, str], host_var: str, port_var: str, default_port: int) -> str:
@@ -145,14 +140,13 @@ def main() -> int:
 
     kafka = None
     if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        local_kafka = _load_local_kafka()
         port = int(env.get("KAFKA_PORT", "9092"))
         data_dir = Path(env.get("KAFKA_DATA_DIR", REPO / ".data" / "kafka"))
-        kafka = local_kafka.LocalKafka(port=port, data_dir=data_dir)
+        kafka = LocalKafka(port=port, data_dir=data_dir)
         _say(f"starting local Kafka on 127.0.0.1:{port} (log: {data_dir}/broker.log)")
         try:
             kafka.start()
-        except local_kafka.LocalKafkaError as exc:
+        except LocalKafkaError as exc:
             _say(f"error: {exc}")
             return 1
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers

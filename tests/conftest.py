@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from devtools.local_kafka import LocalKafka
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from devtools.local_kafka import LocalKafka
+from devtools.ports import free_port
 
 # ---------------------------------------------------------------------------------------------
 # Kafka
@@ -28,29 +21,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 
 
-def _load_local_kafka() -> ModuleType:
-    """Import devtools/local_kafka.py (not a package) once, as module `local_kafka`."""
-    name = "local_kafka"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "devtools" / "local_kafka.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def _suite_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka | None]:
     """The suite's own broker, or None when an external one is configured."""
     if os.environ.get(KAFKA_BOOTSTRAP_ENV):
         yield None
         return
-    lk = _load_local_kafka()
-    broker: LocalKafka = lk.LocalKafka(
-        port=lk.free_port(), data_dir=tmp_path_factory.mktemp("kafka")
-    )
+    broker = LocalKafka(port=free_port(), data_dir=tmp_path_factory.mktemp("kafka"))
     broker.start()
     try:
         yield broker

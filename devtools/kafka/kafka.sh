@@ -12,5 +12,8 @@ if [[ ! -x "$python" ]]; then
     python="python3"
 fi
 
+# devtools is not an installed package: the repo root on PYTHONPATH makes it importable from any
+# working directory (a relative KAFKA_DATA_DIR still means the caller's one).
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 # exec so signals (Ctrl-C, make's SIGTERM) reach the Python process directly.
-exec "$python" "$here/../local_kafka.py" "$@"
+exec "$python" -m devtools.local_kafka "$@"

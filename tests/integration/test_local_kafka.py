@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import time
 import uuid
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-if TYPE_CHECKING:
-    from devtools.local_kafka import LocalKafka
+from devtools.local_kafka import KAFKA_VERSION, LocalKafka, fetch_jars
 
 pytestmark = pytest.mark.kafka
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _local_kafka_module() -> ModuleType:
-    """Return devtools/local_kafka.py, sharing the module object conftest.py loaded."""
-    if "local_kafka" in sys.modules:
-        return sys.modules["local_kafka"]
-    path = REPO_ROOT / "devtools" / "local_kafka.py"
-    spec = importlib.util.spec_from_file_location("local_kafka", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["local_kafka"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> tuple[int, int]:
@@ -134,23 +115,21 @@ def test_kill_then_start_recovers(local_kafka: LocalKafka, kafka_topic: str) -> 
 
 
 def test_fetch_jars_is_idempotent() -> None:
-    lk = _local_kafka_module()
-    first = lk.fetch_jars()
+    first = fetch_jars()
 
     began = time.monotonic()
-    second = lk.fetch_jars()
+    second = fetch_jars()
     elapsed = time.monotonic() - began
 
     assert second == first
     assert elapsed < 1.0
     assert (first / ".complete").exists()
-    assert list(first.glob(f"kafka_2.13-{lk.KAFKA_VERSION}.jar"))
+    assert list(first.glob(f"kafka_2.13-{KAFKA_VERSION}.jar"))
 
 
 def test_concurrent_fetch_jars_into_empty_dir_yields_one_complete_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lk = _local_kafka_module()
     libs = tmp_path / "libs"
     monkeypatch.setenv("KAFKA_LIBS_DIR", str(libs))
     results: list[Path] = []
@@ -158,7 +137,7 @@ def test_concurrent_fetch_jars_into_empty_dir_yields_one_complete_folder(
 
     def fetch() -> None:
         try:
-            results.append(lk.fetch_jars())
+            results.append(fetch_jars())
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
 
@@ -171,6 +150,6 @@ def test_concurrent_fetch_jars_into_empty_dir_yields_one_complete_folder(
     assert errors == []
     assert results == [libs] * 3
     assert (libs / ".complete").exists()
-    assert list(libs.glob(f"kafka_2.13-{lk.KAFKA_VERSION}.jar"))
+    assert list(libs.glob(f"kafka_2.13-{KAFKA_VERSION}.jar"))
     # Only the final folder and the lock file remain: no half-filled staging folders.
     assert sorted(p.name for p in tmp_path.iterdir()) == [".libs.lock", "libs"]
