@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from query_service.projection.events import Event, UnprojectableEvent
 from query_service.projection.parsing import parse_message
 from query_service.projector.applier import ROW_ERRORS, EventApplier, Outcome, ProjectionBatch
+from query_service.projector.backoff import Backoff
 from query_service.projector.batch_report import (
     BatchReport,
     ProjectorObserver,
@@ -72,22 +73,6 @@ class ProjectorStats:
 
 class _NeedsIsolation(Exception):
     """An unexpected error in a batch without savepoints: redo the batch with them."""
-
-
-class Backoff:
-    """Capped exponential delays, interruptible by the stop event."""
-
-    def __init__(self, initial_s: float, maximum_s: float) -> None:
-        self.initial_s = initial_s
-        self.maximum_s = maximum_s
-        self.delay_s = initial_s
-
-    def wait(self, stop: threading.Event) -> None:
-        stop.wait(self.delay_s)
-        self.delay_s = min(self.delay_s * 2, self.maximum_s)
-
-    def reset(self) -> None:
-        self.delay_s = self.initial_s
 
 
 class Projector:
