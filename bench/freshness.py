@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO_ROOT, Result, base_parser, percentiles, work_dir
-from bench.services import Service, Services, console_script, cpu_usage, free_port, kafka_broker
+from bench.services import Service, Services, console_script, cpu_usage, kafka_broker
 from command_service.adapters.event_store import EventStore
 from command_service.outbox.lease import RelayLease
+from devtools.ports import free_port
 from shared.infra.db import create_database_engine
 
 HELD = 0.95  # a rate is held if at least this share of it was achieved, without errors

@@ -18,10 +18,11 @@ from typing import Any
 
 from bench import loadgen
 from bench.common import Result, base_parser, cprofile_summary, ratio, work_dir
-from bench.services import Profiler, Services, console_script, cpu_usage, free_port
+from bench.services import Profiler, Services, console_script, cpu_usage
 from bench.workload import place_order_json
 from command_service.adapters.event_store import EventStore
 from command_service.http.app import create_app
+from devtools.ports import free_port
 from shared.http.gunicorn_server import gunicorn_options
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine

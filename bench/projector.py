@@ -30,12 +30,12 @@ from bench.services import (
     Services,
     console_script,
     cpu_usage,
-    free_port,
     kafka_broker,
 )
 from bench.workload import fill_log
 from command_service.adapters.event_store import EventStore
 from command_service.outbox.message import send_event
+from devtools.ports import free_port
 from query_service.projection.accounts import project_account
 from query_service.projection.events import OrderEventBase
 from query_service.projection.orders import project
@@ -113,7 +113,7 @@ def projector_run(
                 first = (now, done)
             if done >= total:
                 return now
-            if not projector.running():
+            if not projector.is_running:
                 raise RuntimeError(f"projector exited:\n{projector.tail()}")
             projector.sample_memory()
             time.sleep(0.25)
@@ -153,7 +153,7 @@ def rebuild_over_http(
     rebuild_cpu = [0.0]
 
     def wait_exit() -> float:
-        while rebuild.running():
+        while rebuild.is_running:
             rebuild.sample_memory()
             rebuild_cpu[0] = max(rebuild_cpu[0], rebuild.cpu_seconds())
             time.sleep(0.2)

@@ -115,7 +115,7 @@ def relay_run(
                 first_seen = (now, position)
             if position >= head:
                 return now
-            if not relay.running():
+            if not relay.is_running:
                 raise RuntimeError(f"relay exited:\n{relay.tail()}")
             time.sleep(0.02)
         raise RuntimeError(f"relay did not finish in 600 s:\n{relay.tail()}")

@@ -9,9 +9,7 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -19,19 +17,18 @@ from typing import Any
 
 import psutil
 
-from bench.common import REPO_ROOT
+from devtools import processes
 from devtools.local_kafka import LocalKafka
 from devtools.ports import free_port
-
-BIN_DIR = Path(sys.executable).parent
+from devtools.processes import BIN_DIR, ServiceGroup, ServiceProcess, child_env
 
 
 def console_script(name: str) -> list[str]:
     """The argv of one of the project's console scripts (installed in the venv)."""
-    script = BIN_DIR / name
-    if not script.exists():
-        raise SystemExit(f"{script} not found: run `pip install -e '.[dev,bench]'` first")
-    return [str(script)]
+    try:
+        return processes.console_script(name)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"{exc}; for the benchmarks: `pip install -e '.[dev,bench]'`") from None
 
 
 def vm_hwm_kib(pid: int) -> int:
@@ -46,59 +43,13 @@ def vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-class Service:
-    """One of our processes (and its children, e.g. gunicorn workers), logging to a file."""
+class Service(ServiceProcess):
+    """One of our processes logging to a file, with the CPU and peak memory of it and of its
+    children (e.g. gunicorn workers)."""
 
     def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(name, argv, child_env(env), log_path)
         self._peaks: dict[int, tuple[str, int]] = {}
-
-    def start(self) -> Service:
-        with self.log_path.open("ab") as log_file:
-            self.proc = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_http(self, url: str, timeout: float = 60) -> Service:
-        """Wait until GET url answers 200; fail with the log tail if the process dies."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not answering {url}:\n{self.tail()}")
-
-    def wait_output(self, text: str, timeout: float = 60) -> Service:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output():
-                return self
-            if not self.running():
-                raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} never logged {text!r}:\n{self.tail()}")
 
     def worker_pids(self) -> list[int]:
         """The process and its descendants (gunicorn master and workers)."""
@@ -143,30 +94,6 @@ class Service:
                 result[f"{self.name} worker {workers}"] = round(kib / 1024, 1)
         return result
 
-    def stop(self, timeout: float = 20) -> int | None:
-        """SIGTERM the process, SIGKILL its group if it does not exit in time."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-        return self.proc.returncode
-
-    def output(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.output().splitlines()[-lines:]) or "<no output>"
-
 
 def machine_busy_seconds() -> tuple[float, float]:
     """(CPU seconds busy on all cores, wall seconds) since boot, to difference around a run."""
@@ -190,27 +117,16 @@ def cpu_usage(services: list[Service], run: Any) -> tuple[Any, dict[str, float]]
     return outcome, usage
 
 
-class Services:
+class Services(ServiceGroup):
     """Starts services in one work folder; stops them all, newest first."""
 
     def __init__(self, workdir: Path) -> None:
+        super().__init__(stop_timeout=20)
         self.workdir = workdir
-        self.started: list[Service] = []
 
     def start(self, name: str, argv: list[str], env: Mapping[str, str]) -> Service:
-        service = Service(name, argv, env, self.workdir / f"{name}.log").start()
-        self.started.append(service)
-        return service
-
-    def stop_all(self) -> None:
-        for service in reversed(self.started):
-            service.stop()
-
-    def __enter__(self) -> Services:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_all()
+        """Start a service (our environment plus env) logging to <workdir>/<name>.log."""
+        return self.add(Service(name, argv, env, self.workdir / f"{name}.log")).start()
 
 
 @contextlib.contextmanager
@@ -220,14 +136,10 @@ def kafka_broker(workdir: Path) -> Iterator[str]:
     if given:
         yield given
         return
-    broker = LocalKafka(port=free_port(), data_dir=workdir / "kafka")
     started = time.monotonic()
-    broker.start()
-    print(f"  Kafka ready on {broker.bootstrap_servers} in {time.monotonic() - started:.0f}s")
-    try:
+    with LocalKafka(port=free_port(), data_dir=workdir / "kafka") as broker:
+        print(f"  Kafka ready on {broker.bootstrap_servers} in {time.monotonic() - started:.0f}s")
         yield broker.bootstrap_servers
-    finally:
-        broker.stop()
 
 
 class Profiler:

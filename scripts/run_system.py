@@ -10,21 +10,15 @@ system never looks half-alive.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -32,23 +26,18 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from devtools.local_kafka import LocalKafka, LocalKafkaError  # noqa: E402
+from devtools.ports import accepts_connections  # noqa: E402
+from devtools.processes import ServiceGroup, ServiceProcess, console_script  # noqa: E402
+from devtools.terminal import PrefixedOutput  # noqa: E402
+from devtools.waiting import http_ok  # noqa: E402
 
 PROCESSES = ("command-api", "command-relay", "query-api", "query-projector")
-COLORS = ("\033[36m", "\033[33m", "\033[32m", "\033[35m", "\033[34m")
-RESET = "\033[0m"
 HEALTH_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 
-# The pump threads and the supervisor share stdout; whole lines only, never interleaved.
-_output_lock = threading.Lock()
-# An explicit empty proxy map: an http_proxy in the environment must not route our loopback
-# health checks elsewhere.
-_no_proxy_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _say(text: str) -> None:
-    with _output_lock:
-        print(text, flush=True)
+# The services' output and our own lines share stdout; whole lines only, never interleaved.
+_console = PrefixedOutput()
+_say = _console.say
 
 
 def api_url(env: Mapping[str, str], host_var: str, port_var: str, default_port: int) -> str:
@@ -72,51 +61,15 @@ def service_env(environ: Mapping[str, str]) -> dict[str, str]:
 def _answers(url: str) -> bool:
     """Whether something accepts TCP connections at the URL's host and port."""
     parts = urllib.parse.urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname, parts.port or 80), timeout=1.0):
-            return True
-    except OSError:
-        return False
+    return accepts_connections(parts.port or 80, parts.hostname or "127.0.0.1")
 
 
-def _is_healthy(base_url: str) -> bool:
-    try:
-        with _no_proxy_opener.open(f"{base_url}/healthz", timeout=2.0) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _pump(name: str, color: str, stream: IO[bytes]) -> None:
-    prefix = f"{color}{name:>16} |{RESET} " if sys.stdout.isatty() else f"{name:>16} | "
-    for raw in iter(stream.readline, b""):
-        _say(prefix + raw.decode(errors="replace").rstrip("\n"))
-
-
-def _executable(name: str) -> str:
-    # Console scripts live beside the interpreter of the venv `make run` uses.
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else name
-
-
-def _start(
-    name: str, color: str, env: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], threading.Thread]:
+def _start(name: str, env: dict[str, str]) -> ServiceProcess:
     """Start one service in its own session (so a terminal's Ctrl-C reaches only us)."""
-    child = subprocess.Popen(
-        [_executable(name)],
-        env=env,
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    assert child.stdout is not None
-    pump = threading.Thread(target=_pump, args=(name, color, child.stdout), daemon=True)
-    pump.start()
-    _say(f"started {name} (pid {child.pid})")
-    return child, pump
+    service = ServiceProcess(name, console_script(name), env, on_line=_console.printer(name))
+    service.start()
+    _say(f"started {name} (pid {service.pid})")
+    return service
 
 
 def main() -> int:
@@ -151,22 +104,22 @@ def main() -> int:
             return 1
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
 
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    pumps: list[threading.Thread] = []
+    services = ServiceGroup(stop_timeout=STOP_TIMEOUT_S, report=_say)
     exit_code = 0
     try:
-        for index, name in enumerate(PROCESSES):
+        for name in PROCESSES:
             if stopping.is_set():
                 break
-            children[name], pump = _start(name, COLORS[index % len(COLORS)], env)
-            pumps.append(pump)
-        exit_code = _supervise(children, (command_url, query_url), stopping)
+            services.add(_start(name, env))
+        exit_code = _supervise(services.services, (command_url, query_url), stopping)
     finally:
         _say("stopping the system")
-        if not _stop_all(children):
+        # All at once is safe: each service finishes its current unit of work and resumes from
+        # its stored position (relay: the event log; projector: the read model) on next start.
+        if not services.stop_all(together=True):
             exit_code = 1
-        for pump in pumps:
-            pump.join(timeout=2)  # so the services' last lines come before ours
+        for service in services.services:
+            service.join_output()  # so the services' last lines come before ours
         if kafka is not None:
             _say("stopping local Kafka")
             kafka.stop()
@@ -175,20 +128,18 @@ def main() -> int:
 
 
 def _supervise(
-    children: dict[str, subprocess.Popen[bytes]],
-    api_urls: tuple[str, str],
-    stopping: threading.Event,
+    services: list[ServiceProcess], api_urls: tuple[str, str], stopping: threading.Event
 ) -> int:
     """Announce "system up" once the APIs are healthy, then watch until a stop or a death."""
     health_deadline = time.monotonic() + HEALTH_TIMEOUT_S
     healthy = False
     while not stopping.is_set():
-        for name, child in children.items():
-            if child.poll() is not None:
-                _say(f"error: {name} exited with code {child.returncode}")
+        for service in services:
+            if not service.is_running:
+                _say(f"error: {service.name} exited with code {service.returncode}")
                 return 1
         if not healthy:
-            healthy = all(_is_healthy(url) for url in api_urls)
+            healthy = all(http_ok(f"{url}/healthz", timeout=2.0) for url in api_urls)
             if healthy:
                 command_url, query_url = api_urls
                 _say(
@@ -203,35 +154,6 @@ def _supervise(
                 return 1
         stopping.wait(0.5 if healthy else 0.2)
     return 0
-
-
-def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> bool:
-    """SIGTERM every running service at once; True if all of them stopped cleanly."""
-    # All at once is safe: each service finishes its current unit of work and resumes from its
-    # stored position (relay: the event log; projector: the read model) on the next start.
-    running = {name: child for name, child in children.items() if child.poll() is None}
-    for child in running.values():
-        child.send_signal(signal.SIGTERM)
-    clean = True
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    for name, child in running.items():
-        try:
-            code = child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _say(f"{name} did not stop within {STOP_TIMEOUT_S:g}s; killing it")
-            child.kill()
-            code = child.wait()
-        # -SIGTERM: our signal came before the service installed its handler, which is fine.
-        if code not in (0, -signal.SIGTERM):
-            _say(f"{name} exited with code {code} while stopping")
-            clean = False
-    for child in children.values():
-        if child.returncode != 0:
-            # A service that died or was killed may have left its gunicorn workers behind, still
-            # holding the port; they are in the process group it led.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, signal.SIGKILL)
-    return clean
 
 
 if __name__ == "__main__":

@@ -14,10 +14,6 @@ from tests.support.system import OrderSystem
 @pytest.fixture
 def system(tmp_path: Path, kafka_bootstrap: str, kafka_topic: str) -> Iterator[OrderSystem]:
     """Command API, relay, query API and projector, started; stopped (and logs shown) after."""
-    runner = ServiceRunner(tmp_path)
-    try:
+    # Leaving the block prints the output tails too: pytest shows them when the test failed.
+    with ServiceRunner(tmp_path) as runner:
         yield OrderSystem(runner, kafka_bootstrap, kafka_topic).start()
-    finally:
-        runner.stop_all()
-        # Captured output is only shown for failing tests, which is when the tails matter.
-        runner.print_tails()

@@ -33,12 +33,8 @@ def system(
     started: float, tmp_path: Path, kafka_bootstrap: str, kafka_topic: str
 ) -> Iterator[OrderSystem]:
     """Command API, relay, query API and projector, started; stopped (and logs shown) after."""
-    runner = ServiceRunner(tmp_path)
-    try:
+    with ServiceRunner(tmp_path) as runner:
         yield OrderSystem(runner, kafka_bootstrap, kafka_topic, PROJECTOR_ARGS).start()
-    finally:
-        runner.stop_all()
-        runner.print_tails()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

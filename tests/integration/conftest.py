@@ -48,11 +48,9 @@ def store(app: Flask) -> EventStore:
 @pytest.fixture
 def services(tmp_path: Path) -> Iterator[ServiceRunner]:
     """Start services with it; all are stopped at teardown and their output tails printed."""
-    runner = ServiceRunner(tmp_path)
-    yield runner
-    runner.stop_all()
     # Captured output is only shown for failing tests, which is when the tails matter.
-    runner.print_tails()
+    with ServiceRunner(tmp_path) as runner:
+        yield runner
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 import signal
@@ -14,12 +13,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import requests
 
-from tests.support.processes import free_port, wait_until
+from devtools.ports import accepts_connections, free_port
+from devtools.processes import ServiceProcess
+from devtools.waiting import wait_until
+from scripts.run_system import service_env
 
 pytestmark = pytest.mark.kafka
 
@@ -40,25 +41,14 @@ class Supervisor:
     """`python scripts/run_system.py` in its own session, its output collected line by line."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT)],
-            env=env,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
         self._lines: list[str] = []
         self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, name="supervisor-output", daemon=True)
-        self._reader.start()
+        argv = [sys.executable, str(SCRIPT)]
+        self.process = ServiceProcess("run_system", argv, env, on_line=self._collect).start()
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in iter(self.proc.stdout.readline, b""):
-            with self._lock:
-                self._lines.append(raw.decode(errors="replace").rstrip("\n"))
+    def _collect(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
 
     def lines(self) -> list[str]:
         with self._lock:
@@ -71,11 +61,11 @@ class Supervisor:
         """The first line starting with prefix; fails at once if the supervisor exits first."""
 
         def found() -> str | None:
-            exited = self.proc.poll() is not None
+            exited = not self.process.is_running
             line = next((line for line in self.lines() if line.startswith(prefix)), None)
             if line is None and exited:
                 raise AssertionError(
-                    f"run_system exited with {self.proc.returncode} before printing "
+                    f"run_system exited with {self.process.returncode} before printing "
                     f"{prefix!r}:\n{self.output()}"
                 )
             return line
@@ -89,21 +79,21 @@ class Supervisor:
 
     def wait_exit(self, timeout: float) -> int:
         try:
-            code = self.proc.wait(timeout)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(
                 f"run_system still running {timeout:.0f}s later:\n{self.output()}"
             ) from None
-        self._reader.join(timeout=5)  # the last lines, for the assertions and the report
+        self.process.join_output(timeout=5)  # the last lines, for the assertions and the report
         return code
 
     def kill_everything(self) -> None:
         """Teardown after a failure: no supervisor, service or gunicorn worker may outlive it."""
-        for pgid in (self.proc.pid, *self.child_pids().values()):
+        for pgid in (self.process.pid, *self.child_pids().values()):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
+            self.process.wait(10)
 
 
 def _process_group_alive(pgid: int) -> bool:
@@ -114,14 +104,6 @@ def _process_group_alive(pgid: int) -> bool:
     except PermissionError:  # exists, owned by someone else (a recycled id)
         return True
     return True
-
-
-def _port_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -163,7 +145,7 @@ def start_system(system_env: dict[str, str]) -> Iterator[Callable[[], Supervisor
     for supervisor in started:
         supervisor.kill_everything()
         # Captured output is only shown for failing tests, which is when it matters.
-        print(f"\n===== run_system.py output (exit {supervisor.proc.returncode}) =====")
+        print(f"\n===== run_system.py output (exit {supervisor.process.returncode}) =====")
         print(supervisor.output())
 
 
@@ -182,7 +164,7 @@ def _assert_nothing_left(supervisor: Supervisor, pids: dict[str, int], env: dict
         ),
     )
     for port_var in ("COMMAND_API_PORT", "QUERY_API_PORT"):
-        assert not _port_answers(int(env[port_var])), f"{port_var} still answers"
+        assert not accepts_connections(int(env[port_var])), f"{port_var} still answers"
 
 
 def test_runs_an_order_through_both_sides_and_stops_cleanly_on_ctrl_c(
@@ -215,7 +197,7 @@ def test_runs_an_order_through_both_sides_and_stops_cleanly_on_ctrl_c(
     assert read.json()["customer_id"] == "c-1"
     assert read.json()["total_cents"] == 1998
 
-    os.kill(supervisor.proc.pid, signal.SIGINT)
+    os.kill(supervisor.process.pid, signal.SIGINT)
     assert supervisor.wait_exit(EXIT_TIMEOUT_S) == 0, supervisor.output()
     _assert_nothing_left(supervisor, pids, system_env)
 
@@ -249,17 +231,7 @@ def test_refuses_to_start_when_an_api_port_already_answers(
     assert supervisor.child_pids() == {}
 
 
-def _run_system_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("run_system", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_projector_reaches_the_command_api_on_its_configured_port() -> None:
-    service_env = _run_system_module().service_env
-
     assert service_env({"COMMAND_API_PORT": "9101"})["COMMAND_API_URL"] == ("http://127.0.0.1:9101")
     assert service_env({})["COMMAND_API_URL"] == "http://127.0.0.1:8001"
     given = {"COMMAND_API_PORT": "9101", "COMMAND_API_URL": "http://orders.internal:80"}

@@ -9,13 +9,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from devtools.ports import accepts_connections, free_port
 
 
 def find_pg_bin() -> Path | None:
@@ -25,13 +26,6 @@ def find_pg_bin() -> Path | None:
         return Path(candidates[0]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).resolve().parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -45,7 +39,7 @@ def throwaway_postgres(bin_dir: Path) -> Iterator[str]:
     if as_root:
         shutil.chown(base, "postgres")
         base.chmod(0o700)
-    port = _free_port()
+    port = free_port()
     log = base / "postgres.log"
     subprocess.run(
         [*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
@@ -70,10 +64,7 @@ def throwaway_postgres(bin_dir: Path) -> Iterator[str]:
     )
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+        while time.monotonic() < deadline and not accepts_connections(port):
             time.sleep(0.1)
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
