@@ -15,6 +15,7 @@ from command_service.adapters.event_store import EventStore
 from command_service.http.app import create_app
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
+from tests.support.backends import BACKENDS
 from tests.support.postgres import find_pg_bin, throwaway_postgres
 from tests.support.processes import HttpService, ServiceRunner
 
@@ -85,3 +86,20 @@ def postgres_url() -> Iterator[str]:
         pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
     with throwaway_postgres(bin_dir) as url:
         yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each database backend in turn: a test using it runs once per backend (BACKENDS)."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database of `backend`: a new SQLite file, or the session's PostgreSQL database (shared,
+    so a suite drops what it created; the test is skipped where there is no PostgreSQL)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'database.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

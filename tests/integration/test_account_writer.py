@@ -5,7 +5,6 @@ a rebalance) writes nothing, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -24,15 +23,11 @@ from tests.integration.query_support import (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'read.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = new_read_model(url)
+@pytest.fixture
+def engine(backend: str, database_url: str) -> Iterator[Engine]:
+    engine = new_read_model(database_url)
     yield engine
-    if request.param == "postgresql":
+    if backend == "postgresql":
         metadata.drop_all(engine)
     engine.dispose()
 

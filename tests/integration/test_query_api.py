@@ -28,9 +28,10 @@ from tests.integration.query_api_support import (
 from tests.integration.query_support import (
     T0,
 )
+from tests.support.backends import BACKENDS
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def filled(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Engine]:

@@ -25,6 +25,7 @@ from tests.integration.query_support import (
     project_directly,
     query_settings,
 )
+from tests.support.backends import BACKENDS
 
 BUSY_DEPOSITS = 120
 
@@ -90,7 +91,7 @@ def total(customer_id: str, event_type: str) -> int:
     return sum(e.data["amount_cents"] for e in stream if e.type == event_type)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def filled(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Engine]:

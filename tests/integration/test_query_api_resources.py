@@ -35,9 +35,10 @@ from tests.integration.query_support import (
     query_settings,
     wait_consumed,
 )
+from tests.support.backends import BACKENDS
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def filled(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Engine]:

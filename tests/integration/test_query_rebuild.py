@@ -110,15 +110,11 @@ def test_without_kafka_positions_the_projector_rereads_the_topic_and_skips_by_ve
     assert (stats.applied, stats.duplicates) == (len(new), sent - len(new))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'read.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = new_read_model(url)
+@pytest.fixture
+def target(backend: str, database_url: str) -> Iterator[Engine]:
+    engine = new_read_model(database_url)
     yield engine
-    if request.param == "postgresql":
+    if backend == "postgresql":
         metadata.drop_all(engine)
     engine.dispose()
 

@@ -443,13 +443,9 @@ def test_only_one_of_two_relays_publishes_and_the_other_takes_over(
 # --- the lease on its own (no Kafka) -------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def lease_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'events.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = create_database_engine(url)
+@pytest.fixture
+def lease_engine(database_url: str) -> Iterator[Engine]:
+    engine = create_database_engine(database_url)
     yield engine
     engine.dispose()
 
