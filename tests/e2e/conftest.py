@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.order_system import OrderSystem
 from tests.support.processes import ServiceRunner
-from tests.support.system import OrderSystem
 
 
 @pytest.fixture

@@ -9,12 +9,9 @@ import multiprocessing
 import pytest
 import requests
 
-from tests.support.system import (
-    OrderSystem,
-    Workload,
-    assert_views_match,
-    pay_in_lockstep,
-)
+from tests.support.checks import assert_views_match
+from tests.support.order_system import OrderSystem
+from tests.support.workload import Workload, pay_in_lockstep
 
 pytestmark = pytest.mark.kafka
 

@@ -12,13 +12,10 @@ import requests
 
 from query_service.read_model.tables import create_read_model_engine
 from tests.integration.query_support import view_rows
+from tests.support.checks import assert_acknowledged_present, assert_views_match
+from tests.support.order_system import OrderSystem
 from tests.support.processes import console_script, wait_until
-from tests.support.system import (
-    OrderSystem,
-    Workload,
-    assert_acknowledged_present,
-    assert_views_match,
-)
+from tests.support.workload import Workload
 
 pytestmark = pytest.mark.kafka
 

@@ -11,8 +11,8 @@ import pytest
 
 from tests.support.fault_report import REPORTS, header
 from tests.support.faults import PROJECTOR_ARGS, stop_started_workloads
+from tests.support.order_system import OrderSystem
 from tests.support.processes import ServiceRunner
-from tests.support.system import OrderSystem
 
 
 @pytest.fixture(autouse=True)

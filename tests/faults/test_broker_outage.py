@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.fault_report import finish_scenario
 from tests.support.faults import SteadyWorkload, published_position, wait_for_load
-from tests.support.system import OrderSystem
+from tests.support.order_system import OrderSystem
 
 if TYPE_CHECKING:
     from devtools.local_kafka import LocalKafka

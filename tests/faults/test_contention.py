@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.contention import HotOrders, judge_conflicts
 from tests.support.fault_report import finish_scenario
-from tests.support.system import OrderSystem
+from tests.support.order_system import OrderSystem
 
 pytestmark = pytest.mark.kafka
 

@@ -29,8 +29,9 @@ from tests.support.faults import (
     small_disk_or_skip,
     wait_for_load,
 )
+from tests.support.order_system import OrderSystem
 from tests.support.processes import wait_until
-from tests.support.system import Acknowledged, OrderSystem
+from tests.support.workload import Acknowledged
 
 pytestmark = pytest.mark.kafka
 

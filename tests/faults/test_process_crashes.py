@@ -17,8 +17,8 @@ from tests.support.faults import (
     start_relay,
     wait_for_load,
 )
+from tests.support.order_system import OrderSystem
 from tests.support.processes import wait_until
-from tests.support.system import OrderSystem
 
 pytestmark = pytest.mark.kafka
 

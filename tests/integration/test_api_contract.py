@@ -28,8 +28,8 @@ from query_service.http.app import create_app as create_query_app
 from shared.http.errors import PROBLEM_CONTENT_TYPE
 from shared.http.openapi import HTTP_SERVER_ERRORS
 from shared.infra.config import Settings
+from tests.support.order_system import OrderSystem
 from tests.support.processes import BIN_DIR, ServiceRunner
-from tests.support.system import OrderSystem
 
 # Every check that compares a response with the document; not the ones that judge whether the
 # API should have accepted a request (it refuses valid-looking commands for business reasons).

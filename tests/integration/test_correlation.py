@@ -16,8 +16,8 @@ from kafka import TopicPartition
 
 from shared.infra.config import Settings
 from shared.infra.kafka import create_consumer
+from tests.support.order_system import OrderSystem
 from tests.support.processes import ServiceRunner, wait_until
-from tests.support.system import OrderSystem
 
 pytestmark = pytest.mark.kafka
 

@@ -28,8 +28,9 @@ from shared.contract.envelope import EventEnvelope
 from shared.infra.db import create_database_engine
 from shared.infra.metrics_dir import process_sample_dirs, remove_dead_process_dirs
 from tests.integration.query_support import produce_raw
+from tests.support.order_system import OrderSystem
 from tests.support.processes import ServiceProcess, ServiceRunner, free_port, wait_until
-from tests.support.system import OrderSystem, Workload
+from tests.support.workload import Workload
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 

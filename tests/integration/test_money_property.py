@@ -23,7 +23,7 @@ from command_service.domain.errors import DomainError
 from query_service.read_model.tables import account_statement, accounts
 from shared.infra.db import create_database_engine
 from tests.integration.query_support import new_read_model, project_directly
-from tests.support.system import ExpectedViews
+from tests.support.reference_model import ExpectedViews
 
 CUSTOMERS = ("c-0", "c-1")
 KINDS = ("deposit", "place", "place", "pay", "pay", "pay", "ship", "cancel", "cancel", "open")

@@ -28,7 +28,8 @@ import requests
 
 from command_service.domain.order import ALLOWED_TRANSITIONS, OrderStatus
 from shared.contract.envelope import EventEnvelope
-from tests.support.system import ACCOUNT_STREAM_PREFIX, Acknowledged
+from tests.support.reference_model import ACCOUNT_STREAM_PREFIX
+from tests.support.workload import Acknowledged
 
 ACTIONS = ("PAID", "SHIPPED", "DELIVERED", "CANCEL")
 PROBLEM = "urn:event-sourced-orders:problem:"

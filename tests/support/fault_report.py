@@ -32,17 +32,13 @@ from query_service.read_model.tables import (
     product_sales,
 )
 from shared.contract.envelope import EventEnvelope
+from tests.support.checks import assert_acknowledged_present, assert_views_match
 from tests.support.faults import published_position
 from tests.support.kafka_topic import TopicContents, read_topic
+from tests.support.order_system import OrderSystem
 from tests.support.processes import wait_until
-from tests.support.system import (
-    ACCOUNT_STREAM_PREFIX,
-    Acknowledged,
-    ExpectedViews,
-    OrderSystem,
-    assert_acknowledged_present,
-    assert_views_match,
-)
+from tests.support.reference_model import ACCOUNT_STREAM_PREFIX, ExpectedViews
+from tests.support.workload import Acknowledged
 
 # Every report of the session, printed again in pytest's terminal summary.
 REPORTS: list[FaultReport] = []

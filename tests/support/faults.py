@@ -23,8 +23,9 @@ from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.support.order_system import OrderSystem
 from tests.support.processes import ServiceProcess, ServiceRunner
-from tests.support.system import OrderSystem, Workload
+from tests.support.workload import Workload
 
 # No options: the scenarios run the projector's own default session timeout (10 s,
 # PROJECTOR_SESSION_TIMEOUT_MS), the one a deployment gets, not kafka-python's 45 s.
