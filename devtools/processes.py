@@ -20,7 +20,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self, TypeVar
 
 from devtools.waiting import http_ok, wait_until
@@ -256,12 +255,20 @@ class HttpService(ServiceProcess):
 
 
 class ServiceGroup:
-    """Services started together; stop_all(), or the end of a with block, stops every one."""
+    """Services started together; stop_all(), or the end of a with block, stops every one
+    (and there prints their output tails, if asked to)."""
 
-    def __init__(self, stop_timeout: float = 20, report: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        stop_timeout: float = 20,
+        report: Callable[[str], None] = print,
+        tails_on_exit: int = 0,
+    ) -> None:
         self.services: list[ServiceProcess] = []
         self.stop_timeout = stop_timeout
         self.report = report  # where stop_all() says what went wrong
+        # Output lines of each service printed after the with block stops them (0: none).
+        self.tails_on_exit = tails_on_exit
 
     def add(self, service: S) -> S:
         """Stop `service` with the others (it need not be started yet)."""
@@ -309,10 +316,7 @@ class ServiceGroup:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop_all()
+        if self.tails_on_exit:
+            self.print_tails(self.tails_on_exit)

@@ -2,14 +2,13 @@
 
 `ServiceRunner` starts them on one work directory (and so one SQLite event store), each from its
 console script on a free port where it serves HTTP, logging to `<workdir>/<name>.log`; leaving
-its with block (or stop_all) stops them all. The process machinery itself is devtools.processes;
-its names are importable from here too, as the tests have always imported them.
+its with block stops them all and prints their output tails. The process machinery itself is
+devtools.processes; its names are importable from here too, as the tests have always done.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 
 from command_service.adapters.event_store import EventStore
 from devtools.ports import free_port
@@ -39,7 +38,8 @@ class ServiceRunner(ServiceGroup):
     """Starts services sharing one work directory (and so one event store); stops them all."""
 
     def __init__(self, workdir: Path, prepare_event_store: bool = True) -> None:
-        super().__init__(stop_timeout=15)
+        # Leaving a with block prints the output tails: pytest shows them when a test failed.
+        super().__init__(stop_timeout=15, tails_on_exit=40)
         self.workdir = workdir
         if prepare_event_store:
             self.prepare_event_store()
@@ -115,13 +115,3 @@ class ServiceRunner(ServiceGroup):
             KAFKA_TOPIC=topic,
             **env,
         )
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop everything, then print the output tails (pytest shows them if the test failed)."""
-        self.stop_all()
-        self.print_tails()
