@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import Engine
 
 from command_service.adapters.event_store import EventStore
 from command_service.http.app import create_app
+from query_service.read_model.tables import metadata
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
+from tests.integration.query_api_support import LOG, filled_read_model
+from tests.integration.query_support import OrderEventLog, new_read_model
 from tests.support.backends import BACKENDS
 from tests.support.postgres import find_pg_bin, throwaway_postgres
 from tests.support.processes import HttpService, ServiceRunner
@@ -103,3 +107,29 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
         return f"sqlite:///{tmp_path / 'database.db'}"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+def read_model_engine(backend: str, database_url: str) -> Iterator[Engine]:
+    """An empty read model on each backend in turn; its tables are dropped from PostgreSQL."""
+    engine = new_read_model(database_url)
+    yield engine
+    if backend == "postgresql":
+        metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def read_model_log() -> OrderEventLog:
+    """The log `filled` projects: the query API tests' 45 orders, unless a module overrides it."""
+    return LOG
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def filled(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    read_model_log: OrderEventLog,
+) -> Iterator[Engine]:
+    """read_model_log projected into a read model on each backend in turn, once per module."""
+    yield from filled_read_model(request, tmp_path_factory, read_model_log)

@@ -4,8 +4,6 @@ a rebalance) writes nothing, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import Engine
 
@@ -13,23 +11,18 @@ from query_service.projection.accounts import project_account
 from query_service.projection.events import AccountOpened, FundsDeposited
 from query_service.projection.parsing import parse_event
 from query_service.read_model.account_writer import load_account, write_account_changes
-from query_service.read_model.tables import metadata
 from shared.infra.db import write_transaction
 from tests.integration.query_support import (
     OrderEventLog,
-    new_read_model,
     project_directly,
     view_rows,
 )
 
 
 @pytest.fixture
-def engine(backend: str, database_url: str) -> Iterator[Engine]:
-    engine = new_read_model(database_url)
-    yield engine
-    if backend == "postgresql":
-        metadata.drop_all(engine)
-    engine.dispose()
+def engine(read_model_engine: Engine) -> Engine:
+    """A new read model on each backend."""
+    return read_model_engine
 
 
 def test_a_stale_writer_applies_nothing(engine: Engine) -> None:

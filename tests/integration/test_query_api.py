@@ -4,7 +4,6 @@ and unknown routes, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +19,6 @@ from tests.integration.query_api_support import (
     PLACED,
     api_client,
     cursor_of,
-    filled_read_model,
     get,
     status_of,
     walk,
@@ -28,14 +26,6 @@ from tests.integration.query_api_support import (
 from tests.integration.query_support import (
     T0,
 )
-from tests.support.backends import BACKENDS
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def filled(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    yield from filled_read_model(request, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,13 @@ from sqlalchemy import Engine
 
 from query_service.http.app import create_app
 from shared.contract.envelope import format_timestamp
-from tests.integration.query_api_support import api_client, cursor_of, filled_read_model, get
+from tests.integration.query_api_support import api_client, cursor_of, get
 from tests.integration.query_support import (
     OrderEventLog,
     new_read_model,
     project_directly,
     query_settings,
 )
-from tests.support.backends import BACKENDS
 
 BUSY_DEPOSITS = 120
 
@@ -91,11 +90,10 @@ def total(customer_id: str, event_type: str) -> int:
     return sum(e.data["amount_cents"] for e in stream if e.type == event_type)
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def filled(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    yield from filled_read_model(request, tmp_path_factory, LOG)
+@pytest.fixture(scope="module")
+def read_model_log() -> OrderEventLog:
+    """The accounts' log, for `filled` (tests/integration/conftest.py)."""
+    return LOG
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from tests.integration.query_api_support import (
     NEWEST_FIRST,
     PLACED,
     api_client,
-    filled_read_model,
     get,
     status_of,
     walk,
@@ -35,14 +34,6 @@ from tests.integration.query_support import (
     query_settings,
     wait_consumed,
 )
-from tests.support.backends import BACKENDS
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def filled(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    yield from filled_read_model(request, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

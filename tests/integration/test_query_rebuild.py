@@ -5,7 +5,6 @@ replaces the old rows in one transaction, and leaves tracking the projector can 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from sqlalchemy import Engine
 from query_service.projector.command_api import CommandApiClient
 from query_service.projector.lag import kafka_end_offsets
 from query_service.read_model.order_writer import load_positions
-from query_service.read_model.tables import metadata
 from query_service.read_model.views import ReadViews
 from query_service.rebuild import RebuildFailed, main, rebuild_read_model
 from shared.contract.envelope import EventEnvelope
@@ -111,12 +109,9 @@ def test_without_kafka_positions_the_projector_rereads_the_topic_and_skips_by_ve
 
 
 @pytest.fixture
-def target(backend: str, database_url: str) -> Iterator[Engine]:
-    engine = new_read_model(database_url)
-    yield engine
-    if backend == "postgresql":
-        metadata.drop_all(engine)
-    engine.dispose()
+def target(read_model_engine: Engine) -> Engine:
+    """A new read model on each backend."""
+    return read_model_engine
 
 
 def test_rebuild_replaces_the_old_rows_or_keeps_them_all_if_the_feed_fails(
