@@ -14,6 +14,7 @@ from command_service.adapters.event_store import EventStore
 from devtools.ports import free_port
 from devtools.processes import (
     BIN_DIR,
+    REPO_ROOT,
     HttpService,
     ServiceGroup,
     ServiceProcess,
@@ -25,6 +26,7 @@ from shared.infra.db import create_database_engine
 
 __all__ = [
     "BIN_DIR",
+    "REPO_ROOT",
     "HttpService",
     "ServiceProcess",
     "ServiceRunner",
