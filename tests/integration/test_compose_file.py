@@ -65,7 +65,8 @@ def test_ports_and_health_conditions(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert services["command-api"]["ports"] == ["8001:8001"]
     assert services["query-api"]["ports"] == ["8002:8002"]
-    assert services["kafka"]["ports"] == ["9092:9092"]
+    # The broker's host port is unauthenticated PLAINTEXT: loopback only.
+    assert services["kafka"]["ports"] == ["127.0.0.1:9092:9092"]
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert "healthcheck" in services["kafka"]
     relay_deps = services["command-relay"]["depends_on"]
