@@ -1,7 +1,8 @@
 """Run a real single-node Apache Kafka (KRaft) broker on 127.0.0.1 without Docker.
 
 The broker jars come from Maven (see kafka/pom.xml beside this file); Java and Maven must be
-installed.
+installed. Plaintext by default; `security=SecureKafka(...)` gives SASL_SSL with ACLs
+(devtools/kafka_security.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from devtools.kafka_security import (
+    ADMIN_USER,
+    KafkaSecrets,
+    SecureKafka,
+    grant_access,
+    scram_format_arguments,
+    secure_broker_properties,
+)
 from devtools.ports import accepts_connections, free_port, port_in_use
 
 __all__ = [
@@ -140,6 +149,11 @@ def _new_cluster_id() -> str:
             return cluster_id
 
 
+def _escape_property(value: str) -> str:
+    """A value as a Java properties file holds it (PEM blocks span lines)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
 def _read_properties(path: Path) -> dict[str, str]:
     """Parse a simple key=value Java properties file."""
     props: dict[str, str] = {}
@@ -168,7 +182,9 @@ def _cmdline(pid: int) -> str | None:
     return result.stdout.strip() or None
 
 
-def _describe_cluster(bootstrap_servers: str, timeout: float) -> dict[str, Any]:
+def _describe_cluster(
+    bootstrap_servers: str, timeout: float, client_options: dict[str, Any]
+) -> dict[str, Any]:
     """Send one metadata request through kafka-python's admin client and return the answer."""
     from kafka import KafkaAdminClient  # lazy: the module must import without kafka-python
 
@@ -178,6 +194,7 @@ def _describe_cluster(bootstrap_servers: str, timeout: float) -> dict[str, Any]:
         client_id="local-kafka-probe",
         bootstrap_timeout_ms=timeout_ms,
         request_timeout_ms=timeout_ms,
+        **client_options,
     )
     try:
         result: dict[str, Any] = admin.describe_cluster()
@@ -215,6 +232,7 @@ class LocalKafka:
         data_dir: Path,
         controller_port: int | None = None,
         log_path: Path | None = None,
+        security: SecureKafka | None = None,
     ) -> None:
         """Describe the broker; nothing starts until start()."""
         self.port = port
@@ -227,6 +245,9 @@ class LocalKafka:
         self.pid_path = self.data_dir / "broker.pid"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
+        self.security = security
+        # The CA file and the users' password files clients of a secure broker need.
+        self.secrets = KafkaSecrets(self.data_dir / "security") if security else None
 
     def __repr__(self) -> str:
         return f"LocalKafka({self.bootstrap_servers!r}, data_dir={str(self.data_dir)!r})"
@@ -261,7 +282,7 @@ class LocalKafka:
         if not self.is_running or not accepts_connections(self.port):
             return False
         try:
-            cluster = _describe_cluster(self.bootstrap_servers, timeout)
+            cluster = _describe_cluster(self.bootstrap_servers, timeout, self._probe_options())
         except Exception:  # any client-side failure just means "not ready yet"
             return False
         brokers = cluster.get("brokers") or []
@@ -283,6 +304,13 @@ class LocalKafka:
                 raise LocalKafkaError(f"port {port} on 127.0.0.1 is already in use")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.secrets is not None:
+            if self.cluster_id is not None and not self.secrets.exist():
+                raise LocalKafkaError(
+                    f"{self.kraft_dir} was formatted without the secrets in "
+                    f"{self.secrets.directory}; remove {self.data_dir} to start afresh"
+                )
+            self.secrets.ensure()
         self._write_config()
         deadline = time.monotonic() + timeout
         self._format_storage(java, libs)
@@ -307,6 +335,21 @@ class LocalKafka:
         self.pid_path.write_text(f"{self._proc.pid}\n")
         log.info("started Kafka %s (pid %d) on %s", KAFKA_VERSION, self._proc.pid, self.port)
         self._wait_ready(deadline, timeout)
+        if self.security is not None and self.secrets is not None:
+            remaining = max(deadline - time.monotonic(), 5.0)
+            try:
+                grant_access(self.bootstrap_servers, self.secrets, self.security, remaining)
+            except Exception as exc:
+                # A broker without its ACLs is of no use to the caller; don't leave it running.
+                self.kill()
+                raise LocalKafkaError(
+                    f"granting access on {self.bootstrap_servers} failed: {exc}; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                ) from exc
+
+    def _probe_options(self) -> dict[str, Any]:
+        """kafka-python options for the readiness probe: the admin user on a secure broker."""
+        return {} if self.secrets is None else self.secrets.client_options(ADMIN_USER)
 
     def _wait_ready(self, deadline: float, timeout: float) -> None:
         """Poll until ready; on failure kill the JVM and raise with the log tail."""
@@ -447,8 +490,15 @@ class LocalKafka:
             "broker.session.timeout.ms": "4000",
             "broker.heartbeat.interval.ms": "1000",
         }
-        body = "".join(f"{key}={value}\n" for key, value in props.items())
-        self.properties_path.write_text("# Written by local_kafka.py on every start.\n" + body)
+        if self.secrets is not None:
+            props.update(secure_broker_properties(self.secrets, self.port, self.controller_port))
+        body = "".join(f"{key}={_escape_property(value)}\n" for key, value in props.items())
+        text = "# Written by local_kafka.py on every start.\n" + body
+        if self.secrets is not None:
+            # It holds the broker's private key and the admin password.
+            self.properties_path.touch(mode=0o600)
+            self.properties_path.chmod(0o600)
+        self.properties_path.write_text(text)
         self.log4j_path.write_text(_LOG4J2)
 
     def _format_storage(self, java: str, libs: Path) -> None:
@@ -460,6 +510,8 @@ class LocalKafka:
             "kafka.tools.StorageTool", "format",
             "-t", _new_cluster_id(), "-c", str(self.properties_path),
         ]  # fmt: skip
+        if self.secrets is not None:
+            cmd += scram_format_arguments(self.secrets)
         result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if result.returncode != 0:
             raise LocalKafkaError(
@@ -477,12 +529,22 @@ class _Interrupted(Exception):
 
 
 def _from_env() -> LocalKafka:
-    """Build the broker the CLI manages from KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_DATA_DIR."""
+    """Build the broker the CLI manages from KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_DATA_DIR.
+
+    KAFKA_SECURE=1 selects secure mode for KAFKA_TOPIC and KAFKA_GROUP_ID.
+    """
     data_dir = os.environ.get("KAFKA_DATA_DIR") or str(REPO_ROOT / ".data" / "kafka")
+    security = None
+    if os.environ.get("KAFKA_SECURE") == "1":
+        security = SecureKafka(
+            topic=os.environ.get("KAFKA_TOPIC", SecureKafka.topic),
+            group_id=os.environ.get("KAFKA_GROUP_ID", SecureKafka.group_id),
+        )
     return LocalKafka(
         port=int(os.environ.get("KAFKA_PORT", "9092")),
         data_dir=Path(data_dir),
         controller_port=int(os.environ.get("KAFKA_CONTROLLER_PORT", "9093")),
+        security=security,
     )
 
 
@@ -497,6 +559,8 @@ def _cmd_start(kafka: LocalKafka) -> int:
         f"{time.monotonic() - began:.1f}s, log {kafka.log_path})",
         file=sys.stderr,
     )
+    if kafka.secrets is not None:
+        print(f"SASL_SSL: CA and password files in {kafka.secrets.directory}", file=sys.stderr)
     print(kafka.bootstrap_servers)
     return 0
 
@@ -560,7 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__,
         epilog="env: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), "
-        "KAFKA_DATA_DIR (<repo>/.data/kafka), KAFKA_LIBS_DIR (~/.cache/...)",
+        "KAFKA_DATA_DIR (<repo>/.data/kafka), KAFKA_LIBS_DIR (~/.cache/...), "
+        "KAFKA_SECURE=1 (SASL_SSL with ACLs for KAFKA_TOPIC and KAFKA_GROUP_ID)",
     )
     parser.add_argument(
         "command",
