@@ -3,17 +3,21 @@
 The relay publishes with the producer; the query side's projector consumes with the consumer.
 Every blocking call is bounded: a client whose broker is gone fails within seconds and the
 caller decides whether to retry, instead of waiting on kafka-python's minute-long defaults.
+Every client gets the same TLS and SASL options (see _security_options); a setting that
+would be ignored or cannot be used raises ConfigError when the client is built.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError, TopicAuthorizationFailedError
 
-from shared.infra.config import Settings
+from shared.infra.config import ConfigError, Settings
 
 log = logging.getLogger("shared.kafka")
 
@@ -27,14 +31,104 @@ BOOTSTRAP_TIMEOUT_MS = 5_000
 RECONNECT_BACKOFF_MAX_MS = 1_000
 TOPIC_READY_TIMEOUT_MS = 10_000
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# The mechanisms that need nothing beyond a username and a password.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
 
 def _connection_options(settings: Settings) -> dict[str, Any]:
     return {
-        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        **_bounded_options(settings.kafka_bootstrap_servers),
+        **_security_options(settings),
+    }
+
+
+def _bounded_options(bootstrap_servers: str) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": bootstrap_servers.split(","),
         "request_timeout_ms": REQUEST_TIMEOUT_MS,
         "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
         "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
+
+
+def _security_options(settings: Settings) -> dict[str, Any]:
+    """kafka-python's TLS and SASL options from Settings; ConfigError if they do not fit."""
+    protocol = settings.kafka_security_protocol
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL must be one of {SECURITY_PROTOCOLS}")
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.startswith("SASL_"):
+        options.update(_sasl_options(settings))
+    elif settings.kafka_sasl_mechanism or settings.kafka_sasl_username:
+        # kafka-python would ignore them and connect without authenticating.
+        raise ConfigError(
+            f"KAFKA_SASL_MECHANISM/KAFKA_SASL_USERNAME are set but KAFKA_SECURITY_PROTOCOL is "
+            f"{protocol}; use SASL_SSL (or SASL_PLAINTEXT)"
+        )
+    if protocol.endswith("SSL"):
+        options.update(_ssl_options(settings))
+    elif settings.kafka_ssl_cafile or settings.kafka_ssl_certfile or settings.kafka_ssl_keyfile:
+        raise ConfigError(
+            f"KAFKA_SSL_* files are set but KAFKA_SECURITY_PROTOCOL is {protocol}; "
+            "use SSL or SASL_SSL"
+        )
+    return options
+
+
+def _sasl_options(settings: Settings) -> dict[str, Any]:
+    mechanism = (settings.kafka_sasl_mechanism or "").upper()
+    if mechanism not in SASL_MECHANISMS:
+        raise ConfigError(
+            f"KAFKA_SASL_MECHANISM must be one of {SASL_MECHANISMS} when "
+            f"KAFKA_SECURITY_PROTOCOL is {settings.kafka_security_protocol}"
+        )
+    if not settings.kafka_sasl_username:
+        raise ConfigError(f"KAFKA_SASL_USERNAME is required for KAFKA_SASL_MECHANISM={mechanism}")
+    if settings.kafka_sasl_password_file is None:
+        raise ConfigError(
+            f"KAFKA_SASL_PASSWORD_FILE is required for KAFKA_SASL_MECHANISM={mechanism}"
+        )
+    return {
+        "sasl_mechanism": mechanism,
+        "sasl_plain_username": settings.kafka_sasl_username,
+        "sasl_plain_password": _read_password(settings.kafka_sasl_password_file),
+    }
+
+
+def _read_password(path: Path) -> str:
+    try:
+        password = path.read_text().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"KAFKA_SASL_PASSWORD_FILE {path} cannot be read: {exc}") from None
+    if not password:
+        raise ConfigError(f"KAFKA_SASL_PASSWORD_FILE {path} is empty")
+    return password
+
+
+def _ssl_options(settings: Settings) -> dict[str, Any]:
+    files = {
+        "KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile,
+        "KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
+        "KAFKA_SSL_KEYFILE": settings.kafka_ssl_keyfile,
+    }
+    if settings.kafka_ssl_keyfile and not settings.kafka_ssl_certfile:
+        raise ConfigError("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE")
+    # kafka-python opens these only when it connects; fail at construction instead.
+    for name, path in files.items():
+        if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+            raise ConfigError(f"{name} {path} is not a readable file")
+    return {
+        # Without a CA file the system's trust store verifies the broker.
+        "ssl_cafile": _str_or_none(settings.kafka_ssl_cafile),
+        "ssl_certfile": _str_or_none(settings.kafka_ssl_certfile),
+        "ssl_keyfile": _str_or_none(settings.kafka_ssl_keyfile),
+        "ssl_check_hostname": True,
+    }
+
+
+def _str_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def create_producer(settings: Settings, client_id: str = "order-relay", **overrides: Any) -> Any:
@@ -82,23 +176,27 @@ def create_admin(settings: Settings, client_id: str = "orders-admin") -> Any:
     return KafkaAdminClient(client_id=client_id, **_connection_options(settings))
 
 
-def ensure_topic(admin_or_bootstrap: Any, name: str, partitions: int, replication: int) -> bool:
+def ensure_topic(admin_or_source: Any, name: str, partitions: int, replication: int) -> bool:
     """Create a topic if it is missing and wait until it has leaders; True if it was created.
 
-    Accepts a KafkaAdminClient or a bootstrap servers string (a client is opened and closed).
+    Accepts a KafkaAdminClient, Settings, or a bootstrap servers string of a PLAINTEXT broker
+    (for the latter two a client is opened and closed).
     """
-    if isinstance(admin_or_bootstrap, str):
-        admin = KafkaAdminClient(
-            bootstrap_servers=admin_or_bootstrap.split(","),
-            client_id="orders-admin",
-            request_timeout_ms=REQUEST_TIMEOUT_MS,
-            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+    if isinstance(admin_or_source, Settings | str):
+        admin = (
+            create_admin(admin_or_source)
+            if isinstance(admin_or_source, Settings)
+            else KafkaAdminClient(
+                client_id="orders-admin",
+                security_protocol="PLAINTEXT",
+                **_bounded_options(admin_or_source),
+            )
         )
         try:
             return ensure_topic(admin, name, partitions, replication)
         finally:
             admin.close()
-    admin = admin_or_bootstrap
+    admin = admin_or_source
     created = True
     try:
         admin.create_topics(
@@ -108,6 +206,18 @@ def ensure_topic(admin_or_bootstrap: Any, name: str, partitions: int, replicatio
         log.info("created topic", extra={"topic": name, "partitions": partitions})
     except TopicAlreadyExistsError:
         created = False
+    except TopicAuthorizationFailedError:
+        # A least-privilege client (the relay, the projector) may not create topics; the
+        # broker refuses even for an existing topic, so go on only if this one exists.
+        if not _topic_exists(admin, name):
+            raise
+        created = False
     # Also after "already exists": a topic created a moment ago may not have leaders yet.
     admin.wait_for_topics([name], timeout_ms=TOPIC_READY_TIMEOUT_MS)
     return created
+
+
+def _topic_exists(admin: Any, name: str) -> bool:
+    """Whether the broker describes the topic to this client (it exists and we may see it)."""
+    topics = admin.describe_topics([name])
+    return any(t.get("name") == name and t.get("error_code") == 0 for t in topics)
