@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
+AUTH_MODES = ("jwt", "dev")
 
 
 class ConfigError(ValueError):
@@ -52,6 +53,20 @@ class Settings:
     metrics_dir: Path
     projector_log_events: bool
     projector_session_timeout_ms: int
+    auth_mode: str = "jwt"
+    auth_jwks_url: str | None = None
+    auth_public_key_file: Path | None = None
+    auth_algorithms: tuple[str, ...] = ("ES256", "RS256")
+    auth_issuer: str | None = None
+    auth_audience: str = "event-sourced-orders"
+    command_api_token_file: Path | None = None
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +79,9 @@ class Settings:
                 f"EVENT_STORE_SQLITE_SYNCHRONOUS must be one of {SQLITE_SYNCHRONOUS_LEVELS}"
             )
         event_store_url = env.get("EVENT_STORE_URL", f"sqlite:///{data_dir / 'events.db'}")
+        auth_mode = env.get("AUTH_MODE", "jwt").strip().lower()
+        if auth_mode not in AUTH_MODES:
+            raise ConfigError(f"AUTH_MODE must be one of {AUTH_MODES}, got {auth_mode!r}")
         return cls(
             data_dir=data_dir,
             event_store_url=event_store_url,
@@ -110,6 +128,22 @@ class Settings:
             projector_session_timeout_ms=_int(
                 env, "PROJECTOR_SESSION_TIMEOUT_MS", 10_000, 1_000, 1_800_000
             ),
+            auth_mode=auth_mode,
+            auth_jwks_url=env.get("AUTH_JWKS_URL") or None,
+            auth_public_key_file=_path(env, "AUTH_PUBLIC_KEY_FILE"),
+            auth_algorithms=tuple(
+                name.strip() for name in env.get("AUTH_ALGORITHMS", "ES256,RS256").split(",")
+            ),
+            auth_issuer=env.get("AUTH_ISSUER") or None,
+            auth_audience=env.get("AUTH_AUDIENCE") or "event-sourced-orders",
+            command_api_token_file=_path(env, "COMMAND_API_TOKEN_FILE"),
+            kafka_security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+            kafka_sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
+            kafka_sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
+            kafka_sasl_password_file=_path(env, "KAFKA_SASL_PASSWORD_FILE"),
+            kafka_ssl_cafile=_path(env, "KAFKA_SSL_CAFILE"),
+            kafka_ssl_certfile=_path(env, "KAFKA_SSL_CERTFILE"),
+            kafka_ssl_keyfile=_path(env, "KAFKA_SSL_KEYFILE"),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -130,6 +164,11 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "")
+    return Path(raw) if raw else None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
