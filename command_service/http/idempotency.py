@@ -59,7 +59,9 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     try:
         content: Any = json.loads(body, parse_float=Decimal) if body else None
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Not JSON we can canonicalise (a deeply nested body too): compare the bytes; the
+        # route's body parser then refuses it with a 400.
         canonical = body.decode("latin-1")
     return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
 

@@ -10,6 +10,8 @@ from flask import request
 
 from shared.http.errors import Problem
 
+BODY = "_body"  # the name errors give the body as a whole, as validation problems do
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
@@ -37,9 +39,14 @@ def read_json_body(*, required: bool = True) -> Any:
     try:
         payload = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Problem(
-            400, "malformed-json", "Malformed JSON", f"Body is not valid JSON: {exc}"
-        ) from None
+        raise _malformed(f"Body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # Not a ValueError: without this, a few KB of "[[[[..." would be a 500.
+        raise _malformed("Body is nested too deeply to be a command.") from None
     if not isinstance(payload, dict):
-        raise Problem(400, "malformed-json", "Malformed JSON", "Body must be a JSON object.")
+        raise _malformed("Body must be a JSON object.")
     return payload
+
+
+def _malformed(detail: str) -> Problem:
+    return Problem(400, "malformed-json", "Malformed JSON", detail, {"errors": {BODY: [detail]}})
