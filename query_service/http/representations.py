@@ -45,7 +45,7 @@ def order_detail(detail: OrderDetail) -> dict[str, Any]:
 
 
 def history_entry(row: RowMapping) -> dict[str, Any]:
-    """One applied event of an order."""
+    """One applied event of an order, and who caused it (null for events from before that)."""
     return {
         "version": row["version"],
         "type": row["event_type"],
@@ -53,6 +53,18 @@ def history_entry(row: RowMapping) -> dict[str, Any]:
         "summary": row["summary"],
         "event_id": row["event_id"],
         "position": row["position"],
+        "by": _actor(row),
+    }
+
+
+def _actor(row: RowMapping) -> dict[str, Any] | None:
+    if row["by_sub"] is None:
+        return None
+    return {
+        "sub": row["by_sub"],
+        "iss": row["by_iss"],
+        "customer_id": row["by_customer_id"],
+        "client_id": row["by_client_id"],
     }
 
 

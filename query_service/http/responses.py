@@ -58,8 +58,21 @@ class OrderPageSchema(Schema):
     )
 
 
+class ActorSchema(Schema):
+    """Who caused an event: the subject and issuer of the token, its customer and client."""
+
+    sub = fields.String(required=True, metadata={"example": "c-42"})
+    iss = fields.String(required=True, allow_none=True)
+    customer_id = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The token's customer; null for staff and services."},
+    )
+    client_id = fields.String(required=True, allow_none=True)
+
+
 class HistoryEntrySchema(Schema):
-    """One applied event of an order."""
+    """One applied event of an order, and who caused it."""
 
     version = fields.Integer(required=True, validate=POSITIVE)
     type = fields.String(required=True, metadata={"example": "OrderPlaced"})
@@ -67,6 +80,12 @@ class HistoryEntrySchema(Schema):
     summary = fields.String(required=True, validate=validate.Length(max=200))
     event_id = fields.String(required=True)
     position = fields.Integer(required=True, validate=POSITIVE)
+    by = fields.Nested(
+        ActorSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "null for events stored before principals were recorded."},
+    )
 
 
 class OrderHistorySchema(Schema):

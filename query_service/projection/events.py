@@ -7,8 +7,9 @@ Parsing envelopes into them is in parsing.py.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 ORDER_STATUSES = ("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")
 CANCELLED = "CANCELLED"
@@ -42,9 +43,18 @@ class Line:
         return self.quantity * self.unit_price_cents
 
 
+class Actor(NamedTuple):
+    """Who caused an event: its metadata's principal (the jti stays in the log, see parsing)."""
+
+    sub: str
+    iss: str | None
+    customer_id: str | None
+    client_id: str | None
+
+
 @dataclass
 class OrderEventBase:
-    """What every order event carries: identity, place in its stream and in the log."""
+    """What every order event carries: identity, place in its stream and in the log, and who."""
 
     event_id: str
     order_id: str
@@ -52,6 +62,8 @@ class OrderEventBase:
     version: int
     position: int
     occurred_at: datetime
+    # Keyword-only with a default: events stored before principals were recorded have none.
+    by: Actor | None = field(default=None, kw_only=True)
 
     @property
     def stream_id(self) -> str:

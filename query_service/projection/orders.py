@@ -59,7 +59,7 @@ class LineRow(NamedTuple):
 
 
 class HistoryRow(NamedTuple):
-    """A row of the order_history table: one per applied event."""
+    """A row of the order_history table: one per applied event, with who caused it (if known)."""
 
     order_id: str
     version: int
@@ -68,6 +68,10 @@ class HistoryRow(NamedTuple):
     occurred_at: datetime
     position: int
     summary: str
+    by_sub: str | None = None
+    by_iss: str | None = None
+    by_customer_id: str | None = None
+    by_client_id: str | None = None
 
 
 # Not frozen, for the cost of creating them per event (see OrderRow); nothing changes them.
@@ -234,6 +238,7 @@ def _expect_status(current: OrderRow, stated: str, name: str) -> None:
 
 
 def _history(event: OrderEvent, event_type: str, summary: str) -> HistoryRow:
+    by = event.by
     return HistoryRow(
         event.order_id,
         event.version,
@@ -242,6 +247,7 @@ def _history(event: OrderEvent, event_type: str, summary: str) -> HistoryRow:
         event.occurred_at,
         event.position,
         summary,
+        *(by if by is not None else (None, None, None, None)),
     )
 
 

@@ -20,6 +20,7 @@ from query_service.projection.events import (
     AccountDebited,
     AccountEvent,
     AccountOpened,
+    Actor,
     Event,
     FundsDeposited,
     Line,
@@ -87,6 +88,7 @@ def _parse_order(envelope: EventEnvelope) -> OrderEvent:
     event_id = _text(envelope.event_id, "event_id")
     customer_id = _identifier(data, "customer_id")
     position, occurred_at = envelope.position, envelope.occurred_at
+    by = _actor(envelope.metadata)
     if (envelope.type == "OrderPlaced") != (version == 1):
         raise ValueError("an order stream starts with OrderPlaced at version 1, and only there")
     if envelope.type == "OrderPlaced":
@@ -95,7 +97,7 @@ def _parse_order(envelope: EventEnvelope) -> OrderEvent:
         if total != sum(line.quantity * line.unit_price_cents for line in lines):
             raise ValueError("total_cents is not the sum of the lines")
         return OrderPlaced(
-            event_id, order_id, customer_id, version, position, occurred_at, lines, total
+            event_id, order_id, customer_id, version, position, occurred_at, lines, total, by=by
         )
     if envelope.type == "OrderStatusChanged":
         to_status = _status(data, "to_status")
@@ -111,6 +113,7 @@ def _parse_order(envelope: EventEnvelope) -> OrderEvent:
             from_status=_status(data, "from_status"),
             to_status=to_status,
             total_cents=_amount(data, "total_cents"),
+            by=by,
         )
     reason = data.get("reason")
     if reason is not None and not isinstance(reason, str):
@@ -126,6 +129,7 @@ def _parse_order(envelope: EventEnvelope) -> OrderEvent:
         lines=_lines(data),
         total_cents=_amount(data, "total_cents"),
         reason=reason,
+        by=by,
     )
 
 
@@ -168,6 +172,35 @@ def _parse_account(envelope: EventEnvelope) -> AccountEvent:
         amount_cents=_amount(data, "amount_cents"),
         balance_cents=_amount(data, "balance_cents"),
     )
+
+
+def _actor(metadata: dict[str, Any]) -> Actor | None:
+    """metadata.principal -> Actor; None for events stored before principals were recorded.
+
+    Its jti is left in the log: it names a credential, and the views only need who acted.
+    Lengths are not limited (the token's size bounds them): the columns are Text.
+    """
+    raw = metadata.get("principal")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ValueError("metadata.principal must be an object")
+    sub = raw.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise ValueError("metadata.principal.sub must be a non-empty string")
+    return Actor(
+        sub,
+        _optional_text(raw, "iss"),
+        _optional_text(raw, "customer_id"),
+        _optional_text(raw, "client_id"),
+    )
+
+
+def _optional_text(raw: dict[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"metadata.principal.{key} must be a string")
+    return value
 
 
 def _lines(data: dict[str, Any]) -> tuple[Line, ...]:

@@ -66,6 +66,13 @@ order_history = Table(
     Column("occurred_at", UTCDateTime(), nullable=False),
     Column("position", BigInteger, nullable=False),
     Column("summary", String(200), nullable=False),
+    # Who caused the event (metadata.principal); NULL for events stored before it was
+    # recorded. Text: a token's claims have no length limit of their own. Nullable, so that
+    # create_tables can add them to a read model made before they existed.
+    Column("by_sub", Text),
+    Column("by_iss", Text),
+    Column("by_customer_id", Text),
+    Column("by_client_id", Text),
 )
 
 STATUS_COUNT_COLUMNS = {status: f"{status.lower()}_orders" for status in ORDER_STATUSES}
@@ -170,7 +177,7 @@ READ_MODEL_SQLITE_SYNCHRONOUS = "NORMAL"
 
 
 def create_read_model_schema(engine: Engine) -> None:
-    """Create missing tables; safe when the API workers and the projector start together."""
+    """Create missing tables and nullable columns; safe when API workers and projector race."""
     create_tables(engine, metadata)
 
 

@@ -24,6 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.types import TypeDecorator
 
+from shared.infra.schema_columns import add_missing_columns
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_LOCK_SUFFIX = ".writelock"
 
@@ -254,13 +256,15 @@ _SCHEMA_LOCK_KEY = 7_311_002
 
 
 def create_tables(engine: Engine, metadata: MetaData) -> None:
-    """Create missing tables; safe when several processes start against one database at once."""
+    """Create missing tables and add missing nullable columns; safe when several processes
+    start against one database at once."""
     with write_transaction(engine) as conn:
         # The write lock (SQLite) or an advisory lock (PostgreSQL) turns "check, then create"
         # into one step, so two processes starting together do not both try to create.
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
         metadata.create_all(conn, checkfirst=True)
+        add_missing_columns(conn, metadata)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

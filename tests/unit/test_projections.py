@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from query_service.projection.events import (
+    Actor,
     Line,
     OrderCancelled,
     OrderEvent,
@@ -232,3 +233,32 @@ def test_format_cents() -> None:
     assert [format_cents(c) for c in (0, 5, 99, 100, 2250, 123456789)] == [
         "0.00", "0.05", "0.99", "1.00", "22.50", "1234567.89",
     ]  # fmt: skip
+
+
+def test_each_history_row_names_who_caused_its_event() -> None:
+    customer = Actor("user-7", "https://idp.example", "c-1", "web-shop")
+    staff = Actor("support-3", "https://idp.example", None, "console")
+    first = replace(placed(), by=customer)
+    order = project(None, first).order
+    paid = replace(changed(order, "PAID"), by=staff)
+    paid_order = project(order, paid).order
+    cancel = cancelled(paid_order)  # no principal: stored before they were recorded
+
+    rows = [
+        project(None, first).history,
+        project(order, paid).history,
+        project(paid_order, cancel).history,
+    ]
+
+    assert [row[7:] for row in rows] == [
+        ("user-7", "https://idp.example", "c-1", "web-shop"),
+        ("support-3", "https://idp.example", None, "console"),
+        (None, None, None, None),
+    ]
+    assert rows[0] == HistoryRow(
+        "o-1", 1, "e-o-1-1", "OrderPlaced", T0, 1,
+        "Placed by c-1: 3 line(s), 6 item(s), total 22.50",
+        "user-7", "https://idp.example", "c-1", "web-shop",
+    )  # fmt: skip
+    # Who acted changes no figure: the order rows are those of an anonymous history.
+    assert project(None, first).order == project(None, placed()).order

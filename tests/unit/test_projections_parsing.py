@@ -11,6 +11,7 @@ import pytest
 from command_service.adapters.event_codec import encode
 from command_service.domain import order as domain
 from query_service.projection.events import (
+    Actor,
     Line,
     OrderCancelled,
     OrderPlaced,
@@ -113,3 +114,53 @@ def test_a_status_change_cannot_cancel_or_reopen() -> None:
 def test_messages_that_are_not_envelopes_are_unprojectable(value: bytes | None) -> None:
     with pytest.raises(UnprojectableEvent):
         parse_message(value)
+
+
+# --- who acted: metadata.principal -------------------------------------------------------
+
+
+def test_the_principal_in_metadata_becomes_the_events_actor_without_its_jti() -> None:
+    raw = valid_placed()
+    raw["metadata"] = {
+        "correlation_id": "corr-1",
+        "principal": {
+            "sub": "user-7", "iss": "https://idp.example", "customer_id": "c-1",
+            "client_id": "web-shop", "jti": "token-id-1",
+        },
+    }  # fmt: skip
+
+    event = parse_raw(raw)
+
+    assert event.by == Actor("user-7", "https://idp.example", "c-1", "web-shop")
+    assert "token-id-1" not in repr(event)
+
+
+def test_a_principal_of_a_service_has_no_customer() -> None:
+    raw = valid_placed()
+    raw["metadata"] = {"principal": {"sub": "fulfilment", "iss": "urn:dev"}}
+    assert parse_message(json.dumps(raw).encode()).by == Actor("fulfilment", "urn:dev", None, None)
+
+
+def test_events_stored_before_principals_were_recorded_have_no_actor() -> None:
+    assert parse_raw(valid_placed()).by is None
+    raw = valid_placed()
+    raw["metadata"] = {"correlation_id": "corr-1", "principal": None}
+    assert parse_raw(raw).by is None
+
+
+@pytest.mark.parametrize(
+    ("principal", "message"),
+    [
+        ("user-7", "principal must be an object"),
+        ({"iss": "urn:dev"}, "sub must be a non-empty string"),
+        ({"sub": ""}, "sub must be a non-empty string"),
+        ({"sub": 7}, "sub must be a non-empty string"),
+        ({"sub": "user-7", "customer_id": 42}, "principal.customer_id must be a string"),
+        ({"sub": "user-7", "client_id": ["a"]}, "principal.client_id must be a string"),
+    ],
+)
+def test_a_malformed_principal_is_unprojectable(principal: Any, message: str) -> None:
+    raw = valid_placed()
+    raw["metadata"] = {"principal": principal}
+    with pytest.raises(UnprojectableEvent, match=message):
+        parse_raw(raw)
