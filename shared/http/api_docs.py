@@ -13,6 +13,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from shared.http.auth import public
+
 SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
 DOCS_PAGE = """<!doctype html>
 <html lang="en">
@@ -40,10 +42,12 @@ def api_docs(build_document: Callable[[], dict[str, Any]], title: str) -> Bluepr
     document = functools.cache(build_document)
 
     @docs.get("/openapi.json")
+    @public
     def openapi_json() -> Response:
         return jsonify(document())
 
     @docs.get("/docs")
+    @public
     def docs_page() -> Response:
         page = DOCS_PAGE.format(title=html.escape(title), cdn=SWAGGER_UI)
         return Response(page, mimetype="text/html")

@@ -42,7 +42,12 @@ class AccessLogAwareLogger(Logger):  # type: ignore[misc]
 
 
 def gunicorn_options(
-    host: str, port: int, workers: int, log_level: str = "INFO", metrics_dir: Path | None = None
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str = "INFO",
+    metrics_dir: Path | None = None,
+    threads: int = 4,
 ) -> dict[str, Any]:
     """Options shared by both services' gunicorn servers.
 
@@ -53,9 +58,12 @@ def gunicorn_options(
         "bind": f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
-        "threads": 4,
+        "threads": threads,
         "timeout": 30,
         "graceful_timeout": 10,
+        # Room for a large bearer token (8 KiB is the verifier's own cap), so that the app,
+        # not gunicorn's HTML 431, answers an oversized one with a problem+json 401.
+        "limit_request_field_size": 16384,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",

@@ -20,6 +20,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from shared.contract.principal import METRICS_READ
+from shared.http.auth import requires
 from shared.infra.metrics_dir import MULTIPROC_ENV, process_sample_dirs
 
 log = logging.getLogger("shared.metrics_endpoint")
@@ -69,6 +71,7 @@ def install_metrics_endpoint(
     scrape = _Scrape(samples, tuple(at_scrape))
 
     @app.get(METRICS_PATH)
+    @requires(METRICS_READ)
     def metrics() -> Response:
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))
         return Response(encode(scrape), headers={"Content-Type": content_type})

@@ -13,6 +13,8 @@ from pathlib import Path
 
 SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 AUTH_MODES = ("jwt", "dev")
+# ?min_version waits one query-API process lets in at once (READ_YOUR_WRITES_MAX_WAITERS).
+DEFAULT_MAX_WAITERS = 12
 
 
 class ConfigError(ValueError):
@@ -53,6 +55,7 @@ class Settings:
     metrics_dir: Path
     projector_log_events: bool
     projector_session_timeout_ms: int
+    read_your_writes_max_waiters: int = DEFAULT_MAX_WAITERS
     auth_mode: str = "jwt"
     auth_jwks_url: str | None = None
     auth_public_key_file: Path | None = None
@@ -120,6 +123,11 @@ class Settings:
             kafka_group_id=env.get("KAFKA_GROUP_ID", "query-projector"),
             command_api_url=env.get("COMMAND_API_URL", "http://127.0.0.1:8001").rstrip("/"),
             read_your_writes_max_wait_ms=_int(env, "READ_YOUR_WRITES_MAX_WAIT_MS", 2000, 0, 30_000),
+            # A waiting read holds a server thread; the query API gets this many threads more
+            # than the usual 4, so waits never take the threads other reads need.
+            read_your_writes_max_waiters=_int(
+                env, "READ_YOUR_WRITES_MAX_WAITERS", DEFAULT_MAX_WAITERS, 1, 256
+            ),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             metrics_dir=Path(env.get("METRICS_DIR", str(data_dir / "metrics"))),
             projector_log_events=_bool(env, "PROJECTOR_LOG_EVENTS", True),
