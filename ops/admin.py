@@ -9,6 +9,7 @@ operational failure (Kafka, a database or the command API) or a declined confirm
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
@@ -18,6 +19,7 @@ from kafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
 from command_service.adapters.event_store import EventStore, EventStoreUnavailable
+from ops.auth_commands import add_auth_commands
 from ops.pipeline_status import (
     KAFKA_TIMEOUT_S,
     read_event_log_status,
@@ -33,6 +35,8 @@ from shared.infra.db import create_database_engine
 from shared.infra.kafka import create_producer
 from shared.infra.progress import ProgressBar
 from shared.infra.structured_logging import configure_logging
+
+log = logging.getLogger("ops.admin")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `orders-admin` command line: status, republish and rebuild."""
+    """The `orders-admin` command line: status, republish, rebuild, token and keys."""
     parser = argparse.ArgumentParser(
         prog="orders-admin",
         description=__doc__,
@@ -103,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="last", type=_position, required=True, help="last position (at most the head)"
     )
     republish.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_reason(republish)
     republish.set_defaults(command=republish_positions)
 
     rebuild = commands.add_parser(
@@ -120,8 +125,27 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument(
         "--no-kafka", action="store_true", help="do not store the topic's end offsets"
     )
+    _add_reason(rebuild)
     rebuild.set_defaults(command=rebuild_read_model)
+    add_auth_commands(commands)
     return parser
+
+
+def _add_reason(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--reason",
+        required=True,
+        type=_reason,
+        help="why (recorded in the audit log line with your OS user)",
+    )
+
+
+def _audit(action: str, args: argparse.Namespace, **details: object) -> None:
+    """One log line per repair: who ran it (the OS user), why, and on what."""
+    log.warning(
+        f"orders-admin {action}",
+        extra={"audit": True, "os_user": getpass.getuser(), "reason": args.reason, **details},
+    )
 
 
 def show_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -167,6 +191,7 @@ def republish_positions(args: argparse.Namespace, settings: Settings) -> int:
         return _failed(f"Kafka at {servers} unreachable ({exc}); nothing was sent")
     if not end_offsets:
         return _failed(f"topic {topic!r} does not exist on {servers}; nothing was sent")
+    _audit("republish", args, first=first, last=last, topic=topic)
     return _send(settings, first, last)
 
 
@@ -207,6 +232,7 @@ def _send(settings: Settings, first: int, last: int) -> int:
 
 def rebuild_read_model(args: argparse.Namespace, _settings: Settings) -> int:
     """`orders-admin rebuild`: run query-rebuild (it reads the same environment)."""
+    _audit("rebuild", args, page_size=args.page_size, no_kafka=args.no_kafka)
     argv = ["--page-size", str(args.page_size)]
     if args.no_kafka:
         argv.append("--no-kafka")
@@ -216,6 +242,12 @@ def rebuild_read_model(args: argparse.Namespace, _settings: Settings) -> int:
 def _failed(message: str) -> int:
     print(f"orders-admin: {message}", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _reason(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("say why, in a few words")
+    return text.strip()
 
 
 def _position(text: str) -> int:

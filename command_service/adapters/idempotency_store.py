@@ -1,11 +1,14 @@
 """The idempotency_keys table: the first response to each Idempotency-Key, written in the
 event log's database inside the command's append, kept until IDEMPOTENCY_KEY_TTL_SECONDS.
 
+A row belongs to one caller: its key column is scoped_key(sub, key), never the raw header.
 What a key means on the wire (the header, fingerprints, replays) is in http/idempotency.py.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,6 +46,13 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False, index=True),
 )
+
+
+def scoped_key(owner: str, key: str) -> str:
+    """The stored key of `owner`'s Idempotency-Key: 64 hex digits, always within the column."""
+    # A JSON pair, not a concatenation: ("a:b", "c") and ("a", "b:c") must not share a row.
+    pair = json.dumps([owner, key], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(pair.encode()).hexdigest()
 
 
 class KeyAlreadyRecorded(Exception):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from command_service.adapters.event_codec import decode_account
 from command_service.adapters.event_store import ConcurrencyError, EventStore
+from command_service.application import access
 from command_service.application.as_of import AsOf, state_events
 from command_service.application.commands import CommandContext, new_events
 from command_service.application.snapshots import SnapshottingLoader
@@ -21,6 +22,7 @@ from command_service.domain import account as domain
 from command_service.domain.errors import AccountAlreadyExists, AccountNotFound
 from command_service.domain.order import is_identifier, validate_identifier
 from shared.contract.envelope import EventEnvelope
+from shared.contract.principal import Principal
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class AccountService:
     def open_account(self, command: domain.OpenAccount, ctx: CommandContext) -> AccountResult:
         """Open an account; the same request again answers as the first time did."""
         validate_identifier("customer_id", command.customer_id)
+        access.check_may_open(ctx.principal, command.customer_id, command.initial_deposit_cents)
         fingerprint = _fingerprint(command)
         stream_id = domain.account_stream(command.customer_id)
         events = new_events(domain.decide(None, command), ctx, fingerprint)
@@ -75,6 +78,7 @@ class AccountService:
 
     def deposit(self, command: domain.DepositFunds, ctx: CommandContext) -> AccountResult:
         """Deposit funds; a repeated deposit_id with the same amount is answered, not re-applied."""
+        access.check_may_deposit(ctx.principal)
         stream_id = domain.account_stream(command.customer_id)
         for _ in range(self.retry_attempts):
             state = self.accounts.load(stream_id)
@@ -99,10 +103,14 @@ class AccountService:
             return deposited(appended)
         raise AccountContention(command.customer_id, self.retry_attempts)
 
-    def account_state(self, customer_id: str, as_of: AsOf | None = None) -> domain.Account:
-        """The account now (latest snapshot + events), or as it was at a version or moment."""
+    def account_state(
+        self, customer_id: str, viewer: Principal | None, as_of: AsOf | None = None
+    ) -> domain.Account:
+        """The account now (latest snapshot + events), or as it was at a version or moment;
+        another customer's account does not exist for a read:own viewer."""
         if not is_identifier(customer_id):
             raise AccountNotFound(customer_id)
+        access.check_may_read_account(viewer, customer_id)
         if as_of is None:
             state = self.accounts.load(domain.account_stream(customer_id))
         else:

@@ -16,6 +16,7 @@ from command_service.adapters.event_store import AppendHook, NewEvent
 from command_service.domain import account as account_domain
 from command_service.domain import order as domain
 from shared.contract.envelope import EventEnvelope
+from shared.contract.principal import Principal
 
 
 class ResultRecorder(Protocol):
@@ -30,11 +31,13 @@ class ResultRecorder(Protocol):
 
 @dataclass(frozen=True)
 class CommandContext:
-    """Who asked, for tracing: the correlation id spans a whole flow, command_id is this one."""
+    """Who asked and for tracing: the verified principal (recorded in every event), the
+    correlation id that spans a whole flow, and command_id for this one."""
 
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     command_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     recorder: ResultRecorder | None = None
+    principal: Principal | None = None
 
     def append_hook(self, make_result: Callable[[list[EventEnvelope]], Any]) -> AppendHook | None:
         """The hook that records this command's result with its events, if one is wanted."""
@@ -60,11 +63,14 @@ def new_events(
     ctx: CommandContext,
     fingerprint: str | None = None,
 ) -> list[NewEvent]:
-    """Domain events -> events to append, with the command's correlation and causation ids."""
+    """Domain events -> events to append, with the command's correlation and causation ids
+    and its principal (from the verified token only: nothing in a request can set it)."""
     metadata: dict[str, Any] = {
         "correlation_id": ctx.correlation_id,
         "causation_id": ctx.command_id,
     }
+    if ctx.principal is not None:
+        metadata["principal"] = ctx.principal.to_metadata()
     if fingerprint is not None:
         metadata["command_fingerprint"] = fingerprint
     result = []

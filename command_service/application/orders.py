@@ -20,6 +20,7 @@ from command_service.adapters.event_store import (
     NewEvent,
     StreamAppend,
 )
+from command_service.application import access
 from command_service.application.as_of import AsOf, state_events
 from command_service.application.commands import CommandContext, new_events
 from command_service.application.snapshots import SnapshottingLoader
@@ -27,8 +28,14 @@ from command_service.application.state_codecs import ACCOUNT_STATE, ORDER_STATE
 from command_service.domain import account as account_domain
 from command_service.domain import order as domain
 from command_service.domain import payments
-from command_service.domain.errors import DomainError, OrderAlreadyExists, OrderNotFound
+from command_service.domain.errors import (
+    DomainError,
+    OrderAlreadyExists,
+    OrderIdTaken,
+    OrderNotFound,
+)
 from shared.contract.envelope import EventEnvelope
+from shared.contract.principal import Principal
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class OrderService:
     def place_order(self, command: domain.PlaceOrder, ctx: CommandContext) -> CommandResult:
         """Place an order; repeating the same order id with the same content is a safe retry."""
         domain.validate_identifier("order_id", command.order_id)
+        access.check_may_place(ctx.principal, command.customer_id)
         fingerprint = command_fingerprint(command)
         events = self._new_events(domain.decide(None, command), ctx, fingerprint)
 
@@ -100,7 +108,7 @@ class OrderService:
             stored = self.store.load_stream(command.order_id)
             if not stored:  # not this stream's clash (a reused event id): nothing to compare
                 raise VersionConflict(command.order_id, 0, 0, "UNKNOWN") from None
-            return self._replayed_placement(command.order_id, stored, fingerprint)
+            return self._replayed_placement(command.order_id, stored, fingerprint, ctx)
         return placed(appended)
 
     def change_status(
@@ -115,8 +123,11 @@ class OrderService:
         """Cancel an order; its events stay in the log."""
         return self._execute(command, expected_version, ctx)
 
-    def order_state(self, order_id: str, as_of: AsOf | None = None) -> domain.Order:
-        """The order now (folded from its events), or as it was at a version or moment."""
+    def order_state(
+        self, order_id: str, viewer: Principal | None, as_of: AsOf | None = None
+    ) -> domain.Order:
+        """The order now (folded from its events), or as it was at a version or moment; an
+        order the viewer may not read does not exist for them."""
         if as_of is None:
             state = self._load(order_id)
         else:
@@ -124,6 +135,7 @@ class OrderService:
             state = domain.load(decode(e) for e in state_events("order", order_id, stream, as_of))
         if state is None:
             raise OrderNotFound(order_id)
+        access.check_may_read_order(viewer, state)
         return state
 
     def order_events(self, order_id: str) -> list[EventEnvelope]:
@@ -151,6 +163,8 @@ class OrderService:
             state = self._load(command.order_id)
             if state is None:
                 raise OrderNotFound(command.order_id)
+            target = command.status if isinstance(command, domain.ChangeOrderStatus) else None
+            access.check_may_change(ctx.principal, state, target)
             if expected_version is not None and expected_version != state.version:
                 raise VersionConflict(
                     command.order_id, expected_version, state.version, state.status
@@ -226,12 +240,14 @@ class OrderService:
         return self.accounts.load(account_domain.account_stream(customer_id))
 
     def _replayed_placement(
-        self, order_id: str, stored: list[EventEnvelope], fingerprint: str
+        self, order_id: str, stored: list[EventEnvelope], fingerprint: str, ctx: CommandContext
     ) -> CommandResult:
         first = stored[0]
         state = domain.load(decode(e) for e in stored)
         assert state is not None
         if first.metadata.get("command_fingerprint") != fingerprint:
+            if ctx.principal is None or not ctx.principal.may_read(state.customer_id):
+                raise OrderIdTaken(order_id) from None
             raise OrderAlreadyExists(order_id, state.version, state.status)
         # Same answer as the original 201: the placement's version and position.
         return CommandResult(order_id, first.version, first.position, "PLACED", replayed=True)

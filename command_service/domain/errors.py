@@ -34,6 +34,14 @@ class OrderAlreadyExists(DomainError):
         self.status = status
 
 
+class OrderIdTaken(DomainError):
+    """PlaceOrder for an id another customer's order already has (no details: not theirs)."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order id {order_id!r} is taken; choose another")
+        self.order_id = order_id
+
+
 class InvalidTransition(DomainError):
     """A status change the lifecycle does not allow from the current status."""
 

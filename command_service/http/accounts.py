@@ -8,16 +8,24 @@ from flask import Blueprint, Response, current_app, jsonify, url_for
 
 from command_service.application.accounts import AccountResult, AccountService
 from command_service.domain import account as domain
-from command_service.http.idempotency import idempotent
-from command_service.http.json_body import read_json_body
-from command_service.http.orders import (
-    as_of_from_query,
+from command_service.http.command_results import (
     command_context,
     command_response,
     versioned_response,
 )
+from command_service.http.idempotency import idempotent
+from command_service.http.json_body import read_json_body
+from command_service.http.query_params import as_of_from_query
 from command_service.http.schemas import DEPOSIT, OPEN_ACCOUNT, load_or_raise
 from shared.contract.money import format_cents
+from shared.contract.principal import (
+    ACCOUNTS_DEPOSIT,
+    ACCOUNTS_WRITE,
+    EVENTS_READ,
+    READ_ALL,
+    READ_OWN,
+)
+from shared.http.auth import current_principal, requires
 
 accounts = Blueprint("accounts", __name__)
 
@@ -38,6 +46,7 @@ def _account_result(result: AccountResult) -> dict[str, Any]:
 
 
 @accounts.post("/accounts")
+@requires(ACCOUNTS_WRITE)
 @idempotent
 def open_account() -> Response:
     payload = load_or_raise(OPEN_ACCOUNT, read_json_body())
@@ -51,6 +60,7 @@ def _opened_response(result: AccountResult) -> Response:
 
 
 @accounts.post("/accounts/<customer_id>/deposits")
+@requires(ACCOUNTS_DEPOSIT)
 @idempotent
 def deposit(customer_id: str) -> Response:
     payload = load_or_raise(DEPOSIT, read_json_body())
@@ -63,9 +73,10 @@ def _deposited_response(result: AccountResult) -> Response:
 
 
 @accounts.get("/accounts/<customer_id>")
+@requires(READ_OWN, READ_ALL)
 def get_account(customer_id: str) -> Response:
     """The account rebuilt from its events: strongly consistent, unlike the query service."""
-    state = _service().account_state(customer_id, as_of_from_query())
+    state = _service().account_state(customer_id, current_principal(), as_of_from_query())
     body = {
         "customer_id": state.customer_id,
         "version": state.version,
@@ -79,6 +90,7 @@ def get_account(customer_id: str) -> Response:
 
 
 @accounts.get("/accounts/<customer_id>/events")
+@requires(EVENTS_READ)
 def account_events(customer_id: str) -> Response:
     events = _service().account_events(customer_id)
     return jsonify(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from flask import Flask, Response, jsonify
@@ -13,16 +14,23 @@ from command_service.adapters.idempotency_store import IdempotencyKeys
 from command_service.application.accounts import AccountService
 from command_service.application.orders import OrderService
 from command_service.http.accounts import accounts
+from command_service.http.events import events
 from command_service.http.metrics import install_command_metrics
 from command_service.http.openapi import command_document
 from command_service.http.orders import orders
 from command_service.http.problems import register_command_problems
 from shared.http.api_docs import api_docs
+from shared.http.auth import install_auth, public
 from shared.http.correlation import install_correlation_ids
 from shared.http.errors import Problem, register_problem_handlers
+from shared.http.openapi_security import with_security
+from shared.http.security_headers import install_security_headers
+from shared.infra.auth_setup import build_verifier
 from shared.infra.config import Settings
 from shared.infra.db import UTCDateTime, create_database_engine, create_tables, write_transaction
 from shared.infra.structured_logging import configure_logging
+
+log = logging.getLogger("command_service.app")
 
 probe_metadata = MetaData()
 
@@ -71,13 +79,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: settings from the environment unless given, schema ensured."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
+    verifier = build_verifier(settings, settings.command_api_host)
     engine = create_database_engine(settings.event_store_url, settings.sqlite_synchronous)
     store = EventStore(engine)
     store.create_schema()
     writes = EventLogWrites(engine)
     writes.create_schema()
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.command_max_body_bytes
     app.config["SETTINGS"] = settings
     retries, every = settings.command_retry_attempts, settings.snapshot_every
@@ -89,29 +98,38 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["idempotency_keys"] = keys
 
     install_correlation_ids(app)
+    install_security_headers(app)
     install_command_metrics(app, store, settings)
     register_problem_handlers(app)
     register_command_problems(app, on_unavailable=writes.refused)
     app.register_blueprint(orders)
     app.register_blueprint(accounts)
-    app.register_blueprint(api_docs(command_document, "Order commands"))
+    app.register_blueprint(events)
+    app.register_blueprint(
+        api_docs(lambda: with_security(command_document(), app), "Order commands")
+    )
 
     @app.get("/healthz")
+    @public
     def healthz() -> Response:
         return jsonify(status="ok")
 
     @app.get("/readyz")
+    @public
     def readyz() -> Response:
+        # Open to anyone, so it says what is wrong but not how: the cause (SQL text, paths)
+        # goes to the log and to /metrics, never into this body.
         try:
             store.ping()
         except EventStoreUnavailable as exc:
-            raise Problem(503, "not-ready", "Not ready", f"Event store unreachable: {exc}") from exc
+            log.warning("not ready: event store unreachable", extra={"cause": str(exc)})
+            raise Problem(503, "not-ready", "Not ready", "Event store unreachable.") from exc
         try:
             writes.check()
         except EventStoreUnavailable as exc:
-            raise Problem(
-                503, "not-ready", "Not ready", f"Event log refuses writes: {exc}"
-            ) from exc
-        return jsonify(status="ready", head_position=store.head_position())
+            log.warning("not ready: event log refuses writes", extra={"cause": str(exc)})
+            raise Problem(503, "not-ready", "Not ready", "Event log refuses writes.") from exc
+        return jsonify(status="ready")
 
+    install_auth(app, verifier)
     return app

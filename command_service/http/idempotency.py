@@ -5,7 +5,8 @@ The record is written inside the append, under the event log's write lock, so a 
 be recorded without its events or the events without the key; two concurrent requests with the
 same key cannot both write (the second sees the key under the lock and replays instead).
 Only commands that wrote events are stored: a refused command leaves no trace, so retrying it
-runs it again. Keys expire after IDEMPOTENCY_KEY_TTL_SECONDS.
+runs it again. Keys expire after IDEMPOTENCY_KEY_TTL_SECONDS. A key is the caller's own (its
+token's `sub`): two callers sending the same key never see each other's response.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from flask import Response, current_app, g, request
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from command_service.adapters.idempotency_store import IdempotencyKeys, StoredResponse
+from command_service.adapters.idempotency_store import IdempotencyKeys, StoredResponse, scoped_key
+from shared.http.auth import current_principal
 from shared.http.errors import Problem
 
 HEADER = "Idempotency-Key"
@@ -33,10 +35,10 @@ REPLAYED_HEADERS = ("Location", "ETag")
 
 @dataclass(frozen=True)
 class IdempotencyClaim:
-    """Records one command's rendered response under its key, inside the append."""
+    """Records one command's rendered response under its caller's key, inside the append."""
 
     keys: IdempotencyKeys
-    key: str
+    key: str  # scoped_key(sub, header value)
     fingerprint: str
     render: Callable[[Any], Response]
 
@@ -85,16 +87,17 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             )
         keys: IdempotencyKeys = current_app.extensions["idempotency_keys"]
         fingerprint = request_fingerprint(request.method, request.path, request.get_data())
-        stored = keys.lookup(key)
+        owned = scoped_key(current_principal().sub, key)
+        stored = keys.lookup(owned)
         if stored is not None:
             return _replay(key, stored, fingerprint)
-        g.idempotency_claim = (keys, key, fingerprint)
+        g.idempotency_claim = (keys, owned, fingerprint)
         try:
             return view(*args, **kwargs)
         except Exception:
             # A concurrent request with the same key may have won meanwhile: then this one's
             # refusal (a conflict, "already paid") is not the answer; the first response is.
-            stored = _lookup_quietly(keys, key)
+            stored = _lookup_quietly(keys, owned)
             if stored is not None:
                 return _replay(key, stored, fingerprint)
             raise

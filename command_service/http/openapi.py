@@ -73,6 +73,7 @@ def _register_schemas(spec: APISpec) -> None:
             "OrderState": out.OrderStateSchema,
             "OrderEvents": out.OrderEventsSchema,
             "EventsPage": out.EventsPageSchema,
+            "LogHead": out.LogHeadSchema,
             "AccountResult": out.AccountResultSchema,
             "AccountState": out.AccountStateSchema,
             "AccountEvents": out.AccountEventsSchema,
@@ -235,6 +236,16 @@ def _reads(spec: APISpec) -> None:
         doc.success("A page; has_more says whether to ask again.", "EventsPage"),
         LOG_PAGE,
         {400: doc.problem("Invalid after or limit.")},
+    )
+    _read(
+        spec,
+        "/events/head",
+        "readEventLogHead",
+        "The newest position of the event log (0 while it is empty)",
+        "event log",
+        doc.success("The head position.", "LogHead"),
+        [],
+        {},
     )
     doc.add_health_paths(
         spec,

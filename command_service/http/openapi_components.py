@@ -4,7 +4,7 @@ Idempotency-Key and If-Match headers, response headers, and the errors every com
 
 from __future__ import annotations
 
-from command_service.http.orders import MAX_PAGE, MAX_POSITION
+from command_service.http.events import MAX_PAGE, MAX_POSITION
 from shared.http import openapi as doc
 
 IDENTIFIER = r"^[A-Za-z0-9._-]{1,64}$"

@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 from marshmallow import ValidationError
 
 from command_service.adapters.event_store import EventStoreUnavailable
+from command_service.application.access import NotPermitted
 from command_service.application.accounts import AccountContention
 from command_service.application.as_of import NotAtThatPoint
 from command_service.application.orders import VersionConflict
@@ -21,11 +22,13 @@ from command_service.domain.errors import (
     InvalidCommand,
     InvalidTransition,
     OrderAlreadyExists,
+    OrderIdTaken,
     OrderNotFound,
     PaymentNeedsAccount,
     PaymentRuleViolated,
 )
 from shared.contract.money import format_cents
+from shared.http.auth import forbidden
 from shared.http.errors import Problem, flatten_messages, problem_response, validation_problem
 
 log = logging.getLogger("command_service.problems")
@@ -91,6 +94,14 @@ RULES = (
             "current_version": exc.version,
             "current_status": str(exc.status),
         },
+    ),
+    ProblemRule(
+        OrderIdTaken,
+        409,
+        "order-id-taken",
+        "Order id taken",
+        lambda exc: f"The order id {exc.order_id!r} is taken; choose another order_id.",
+        lambda exc: {"order_id": exc.order_id},
     ),
     ProblemRule(
         InvalidTransition,
@@ -234,6 +245,12 @@ def register_command_problems(
 
     for rule in RULES:
         app.register_error_handler(rule.exception, rule.respond)
+
+    @app.errorhandler(NotPermitted)
+    def _not_permitted(exc: NotPermitted) -> Response:
+        problem = forbidden(exc.scopes)
+        problem.detail = f"{exc.detail[0].upper()}{exc.detail[1:]}."
+        return problem_response(problem)
 
     @app.errorhandler(EventStoreUnavailable)
     def _unavailable(exc: EventStoreUnavailable) -> Response:

@@ -130,8 +130,13 @@ class AccountEventsSchema(Schema):
     events = fields.List(fields.Nested(EventEnvelopeSchema), required=True)
 
 
+class LogHeadSchema(Schema):
+    """The newest position of the log."""
+
+    head_position = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
 class CommandReadySchema(Schema):
     """The event log answers."""
 
     status = fields.String(required=True, validate=validate.OneOf(["ready"]))
-    head_position = fields.Integer(required=True, validate=validate.Range(min=0))

@@ -189,8 +189,11 @@ class EventStore:
 
     def head_position(self) -> int:
         """The position of the newest event (0 for an empty log)."""
-        with self.engine.connect() as conn:
-            return scalar_int(conn.scalar(_HEAD))
+        try:
+            with self.engine.connect() as conn:
+                return scalar_int(conn.scalar(_HEAD))
+        except OperationalError as exc:
+            raise unavailable(exc) from exc
 
     def stream_version(self, stream_id: str) -> int:
         """The version of a stream (0 if it has no events)."""
