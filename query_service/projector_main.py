@@ -19,6 +19,8 @@ from query_service.projector.batch_report import ProjectorObserver
 from query_service.projector.command_api import CommandApiClient
 from query_service.projector.consumer import Projector, ProjectorOptions
 from query_service.read_model.tables import create_read_model_engine, create_read_model_schema
+from shared.contract.principal import EVENTS_READ
+from shared.infra.auth_setup import service_token
 from shared.infra.config import Settings
 from shared.infra.kafka import create_consumer, ensure_topic
 from shared.infra.metrics_dir import claim_metrics_dir
@@ -36,7 +38,7 @@ def build_projector(
 
     def open_consumer() -> Any:
         ensure_topic(
-            settings.kafka_bootstrap_servers,
+            settings,
             settings.kafka_topic,
             settings.kafka_topic_partitions,
             settings.kafka_replication_factor,
@@ -50,7 +52,8 @@ def build_projector(
             **consumer_overrides,
         )
 
-    applier = EventApplier(CommandApiClient(settings.command_api_url))
+    token = service_token(settings, "query-projector", [EVENTS_READ])
+    applier = EventApplier(CommandApiClient(settings.command_api_url, token=token))
     return Projector(engine, settings.kafka_topic, open_consumer, applier, options, observer)
 
 

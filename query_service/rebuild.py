@@ -51,6 +51,8 @@ from query_service.read_model.tables import (
     create_read_model_engine,
     create_read_model_schema,
 )
+from shared.contract.principal import EVENTS_READ
+from shared.infra.auth_setup import service_token
 from shared.infra.config import Settings
 from shared.infra.db import write_transaction
 from shared.infra.progress import ProgressBar
@@ -228,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     end_offsets = None if args.no_kafka else _end_offsets_or_none(settings)
-    source = CommandApiClient(settings.command_api_url)
+    token = service_token(settings, "query-rebuild", [EVENTS_READ])
+    source = CommandApiClient(settings.command_api_url, token=token)
     progress = ProgressBar(source.head_position(), "rebuild")
     engine = create_read_model_engine(settings.read_model_url)
     try:

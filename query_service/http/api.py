@@ -1,4 +1,6 @@
-"""HTTP routes of the query service: read parameters, ask a view, render the rows."""
+"""HTTP routes of the query service: read parameters, ask a view, let `access` hide what the
+caller may not see, render the rows.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from query_service.http import access
 from query_service.http import representations as rep
 from query_service.http.params import (
     CustomerOrdersArgs,
@@ -18,14 +21,18 @@ from query_service.http.params import (
     query_args,
 )
 from query_service.projection.events import is_identifier
+from query_service.read_model.changes import TooManyWaiters
 from query_service.read_model.pagination import encode_cursor, encode_statement_cursor
 from query_service.read_model.views import OrderFilter, ReadViews
-from shared.http.errors import Problem
+from shared.contract.principal import READ_ALL, READ_OWN
+from shared.http.auth import requires
+from shared.http.errors import Problem, problem_response
 from shared.infra.config import Settings
 
 queries = Blueprint("queries", __name__)
 
 UP_TO_DATE_HEADER = "X-Projection-Up-To-Date"
+WAITERS_RETRY_AFTER_S = 1
 
 
 def _views() -> ReadViews:
@@ -44,19 +51,37 @@ def _reject_impossible_ids(endpoint: str | None, values: dict[str, Any] | None) 
         raise _not_found(name.removesuffix("_id"), value)
 
 
+@queries.errorhandler(TooManyWaiters)
+def _too_many_waiters(exc: TooManyWaiters) -> Response:
+    return problem_response(
+        Problem(
+            429,
+            "too-many-waiters",
+            "Too many waiting reads",
+            f"Every ?min_version wait of this server is taken; retry after "
+            f"{WAITERS_RETRY_AFTER_S} s, or read without min_version.",
+            headers={"Retry-After": str(WAITERS_RETRY_AFTER_S)},
+        )
+    )
+
+
 @queries.get("/orders")
+@requires(READ_OWN, READ_ALL)
 def list_orders() -> Response:
     args = query_args(OrderListArgs())
-    return _order_page(args, customer_id=args.get("customer_id"))
+    return _order_page(args, customer_id=access.listing_customer(args.get("customer_id")))
 
 
 @queries.get("/orders/<order_id>")
+@requires(READ_OWN, READ_ALL)
 def get_order(order_id: str) -> Response:
     min_version = query_args(VersionedReadArgs()).get("min_version")
     if min_version is None:
-        detail, headers = _views().order(order_id), {}
+        detail, headers = access.readable_order(_views().order(order_id)), {}
     else:
-        detail, reached = _views().wait_for_order(order_id, min_version, _max_wait_s())
+        detail, reached = _views().wait_for_order(
+            order_id, min_version, _max_wait_s(), access.may_read
+        )
         headers = _up_to_date(reached)
     if detail is None:
         raise _not_found("order", order_id, headers)
@@ -67,42 +92,49 @@ def get_order(order_id: str) -> Response:
 
 
 @queries.get("/orders/<order_id>/history")
+@requires(READ_OWN, READ_ALL)
 def order_history(order_id: str) -> Response:
     query_args(NoArgs())
-    rows = _views().history(order_id)
-    if not rows:
+    history = access.readable_history(_views().history_of(order_id))
+    if history is None:
         raise _not_found("order", order_id)
     return jsonify(
         order_id=order_id,
-        version=rows[-1]["version"],
-        history=[rep.history_entry(row) for row in rows],
+        version=history.rows[-1]["version"],
+        history=[rep.history_entry(row) for row in history.rows],
     )
 
 
 @queries.get("/customers/<customer_id>")
+@requires(READ_OWN, READ_ALL)
 def get_customer(customer_id: str) -> Response:
     query_args(NoArgs())
-    customer = _views().customer(customer_id)
+    customer = access.readable_customer(_views().customer(customer_id))
     if customer is None:
         raise _not_found("customer", customer_id)
     return jsonify(rep.customer_summary(customer))
 
 
 @queries.get("/customers/<customer_id>/orders")
+@requires(READ_OWN, READ_ALL)
 def customer_orders(customer_id: str) -> Response:
     args = query_args(CustomerOrdersArgs())
-    if _views().customer(customer_id) is None:
+    customer = access.readable_customer(_views().customer(customer_id))
+    if customer is None:
         raise _not_found("customer", customer_id)
-    return _order_page(args, customer_id=customer_id)
+    return _order_page(args, customer_id=customer.customer_id)
 
 
 @queries.get("/accounts/<customer_id>")
+@requires(READ_OWN, READ_ALL)
 def get_account(customer_id: str) -> Response:
     min_version = query_args(VersionedReadArgs()).get("min_version")
     if min_version is None:
-        row, headers = _views().account(customer_id), {}
+        row, headers = access.readable_account(_views().account(customer_id)), {}
     else:
-        row, reached = _views().wait_for_account(customer_id, min_version, _max_wait_s())
+        row, reached = _views().wait_for_account(
+            customer_id, min_version, _max_wait_s(), access.may_read
+        )
         headers = _up_to_date(reached)
     if row is None:
         raise _not_found("account", customer_id, headers, id_name="customer_id")
@@ -113,9 +145,10 @@ def get_account(customer_id: str) -> Response:
 
 
 @queries.get("/accounts/<customer_id>/statement")
+@requires(READ_OWN, READ_ALL)
 def account_statement(customer_id: str) -> Response:
     args = query_args(StatementArgs())
-    page = _views().statement(customer_id, args.get("cursor"), args["limit"])
+    page = _views().statement(customer_id, args.get("cursor"), args["limit"], access.may_read)
     if page is None:
         raise _not_found("account", customer_id, id_name="customer_id")
     token = encode_statement_cursor(page.next_cursor) if page.next_cursor else None
@@ -129,6 +162,7 @@ def account_statement(customer_id: str) -> Response:
 
 
 @queries.get("/products/top")
+@requires(READ_ALL)
 def top_products() -> Response:
     args = query_args(TopProductsArgs())
     rows = _views().top_products(args["by"], args["limit"])
@@ -136,6 +170,7 @@ def top_products() -> Response:
 
 
 @queries.get("/products/<product_id>/sales")
+@requires(READ_ALL)
 def product_sales(product_id: str) -> Response:
     query_args(NoArgs())
     row = _views().product(product_id)

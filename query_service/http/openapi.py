@@ -14,7 +14,7 @@ from apispec import APISpec
 from marshmallow import Schema
 
 from query_service.http import responses as out
-from query_service.http.api import UP_TO_DATE_HEADER
+from query_service.http.api import UP_TO_DATE_HEADER, WAITERS_RETRY_AFTER_S
 from query_service.http.params import (
     CursorField,
     CustomerOrdersArgs,
@@ -40,7 +40,8 @@ CURSOR_SHAPE = {
 PARAMETER_NOTES: dict[str, dict[str, Any]] = {
     "status": {"description": "Only orders in this status (any letter case)."},
     "customer_id": {
-        "description": "Only this customer's orders.",
+        "description": "Only this customer's orders. A read:own token lists only its own "
+        "customer's orders, with or without it; naming another customer is 403.",
         "schema": {"pattern": IDENTIFIER},
     },
     "created_after": {"description": "Created at or after this time (ISO 8601 with offset)."},
@@ -48,7 +49,8 @@ PARAMETER_NOTES: dict[str, dict[str, Any]] = {
     "limit": {"description": "Items per page."},
     "min_version": {
         "description": "Read your own write: wait up to READ_YOUR_WRITES_MAX_WAIT_MS for this "
-        f"version; {UP_TO_DATE_HEADER} says whether it was reached."
+        f"version; {UP_TO_DATE_HEADER} says whether it was reached. Waits are capped per "
+        "server process: beyond the cap the answer is 429."
     },
     "by": {"description": "Rank by units sold or by amount."},
 }
@@ -60,6 +62,13 @@ UP_TO_DATE = doc.header(
 )
 NEXT_PAGE = doc.header('<url>; rel="next" when there is a next page.', {"type": "string"})
 BAD_QUERY = doc.problem("A query parameter is invalid, repeated or unknown (errors names it).")
+TOO_MANY_WAITERS = doc.problem(
+    f"With ?min_version: every wait of this server is taken; retry after Retry-After "
+    f"({WAITERS_RETRY_AFTER_S} s), or read without min_version.",
+    {"Retry-After": {**doc.RETRY_AFTER, "required": True}},
+)
+# Another customer's resource answers exactly as a missing one, so ids cannot be probed.
+HIDDEN = " A read:own token gets the same 404 for another customer's."
 UNAVAILABLE = doc.unavailable("The read model database cannot answer right now.")
 
 
@@ -85,6 +94,7 @@ def query_document() -> dict[str, Any]:
             "ProductSales": out.ProductSalesSchema,
             "TopProducts": out.TopProductsSchema,
             "QueryReady": out.QueryReadySchema,
+            "ProjectorStatus": out.ProjectorStatusSchema,
         },
     )
     _order_paths(spec)
@@ -113,10 +123,12 @@ def _get(
     not_found: str | None = None,
     not_found_headers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
-    """A read: its answers, 400 for a bad query, 404 when `not_found` says, 503."""
+    """A read: its answers, 400 for a bad query, 404 when `not_found` says, 429 for a wait, 503."""
     responses: dict[int, Mapping[str, Any]] = {200: ok, 400: BAD_QUERY, 503: UNAVAILABLE}
     if not_found is not None:
         responses[404] = doc.problem(not_found, not_found_headers)
+    if any(parameter.get("name") == "min_version" for parameter in parameters):
+        responses[429] = TOO_MANY_WAITERS
     doc.add_operation(spec, "get", path, operation_id, summary, tag, responses, parameters)
 
 
@@ -139,7 +151,7 @@ def _order_paths(spec: APISpec) -> None:
         "orders",
         doc.success("The order.", "OrderDetail", {"ETag": ETAG, UP_TO_DATE_HEADER: UP_TO_DATE}),
         [order_id, *_query(spec, VersionedReadArgs)],
-        "The order is not in the read model (yet).",
+        "The order is not in the read model (yet)." + HIDDEN,
         {UP_TO_DATE_HEADER: UP_TO_DATE},
     )
     _get(
@@ -150,7 +162,7 @@ def _order_paths(spec: APISpec) -> None:
         "orders",
         doc.success("The history.", "OrderHistory"),
         [order_id, *_query(spec, NoArgs)],
-        "The order is not in the read model (yet).",
+        "The order is not in the read model (yet)." + HIDDEN,
     )
 
 
@@ -164,7 +176,7 @@ def _customer_and_account_paths(spec: APISpec) -> None:
         "customers",
         doc.success("The customer.", "Customer"),
         [customer_id, *_query(spec, NoArgs)],
-        "The customer has no orders and no account in the read model.",
+        "The customer has no orders and no account in the read model." + HIDDEN,
     )
     _get(
         spec,
@@ -174,7 +186,7 @@ def _customer_and_account_paths(spec: APISpec) -> None:
         "customers",
         doc.success("A page of orders.", "OrderPage", {"Link": NEXT_PAGE}),
         [customer_id, *_query(spec, CustomerOrdersArgs)],
-        "The customer has no orders and no account in the read model.",
+        "The customer has no orders and no account in the read model." + HIDDEN,
     )
     account_id = doc.id_parameter("customer_id", ACCOUNT_IDENTIFIER, "customer", "c-42")
     _get(
@@ -185,7 +197,7 @@ def _customer_and_account_paths(spec: APISpec) -> None:
         "accounts",
         doc.success("The account.", "AccountView", {"ETag": ETAG, UP_TO_DATE_HEADER: UP_TO_DATE}),
         [account_id, *_query(spec, VersionedReadArgs)],
-        "The customer has no account in the read model (yet).",
+        "The customer has no account in the read model (yet)." + HIDDEN,
         {UP_TO_DATE_HEADER: UP_TO_DATE},
     )
     _get(
@@ -196,7 +208,7 @@ def _customer_and_account_paths(spec: APISpec) -> None:
         "accounts",
         doc.success("A page of the statement.", "Statement", {"Link": NEXT_PAGE}),
         [account_id, *_query(spec, StatementArgs)],
-        "The customer has no account in the read model (yet).",
+        "The customer has no account in the read model (yet)." + HIDDEN,
     )
 
 
@@ -221,3 +233,12 @@ def _product_and_health_paths(spec: APISpec) -> None:
         "The product was never ordered.",
     )
     doc.add_health_paths(spec, "QueryReady", "The read model is unreachable.")
+    _get(
+        spec,
+        "/projector/status",
+        "projectorStatus",
+        "The projector's positions and lag per partition, and the parked events",
+        "health",
+        doc.success("The projector's progress.", "ProjectorStatus"),
+        [],
+    )

@@ -221,9 +221,14 @@ class ProjectorReportSchema(Schema):
 
 
 class QueryReadySchema(Schema):
-    """The read model answers; how far behind the topic the projector is."""
+    """The read model answers (positions are in /projector/status: this one is public)."""
 
     status = fields.String(required=True, validate=validate.OneOf(["ready"]))
     database = fields.String(required=True, validate=validate.OneOf(["ok"]))
+
+
+class ProjectorStatusSchema(Schema):
+    """How far behind the topic the projector is, and how many events wait for an operator."""
+
     parked_events = fields.Integer(required=True, validate=NOT_NEGATIVE)
     projector = fields.Nested(ProjectorReportSchema, required=True)

@@ -9,6 +9,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,13 +30,20 @@ class EventsPage:
 
 
 class CommandApiClient:
-    """GET /orders/{id}/events, GET /accounts/{id}/events, GET /events and the head position
-    from GET /readyz.
+    """GET /orders/{id}/events, GET /accounts/{id}/events, GET /events and GET /events/head,
+    with the bearer token `token` gives (scope events:read).
     """
 
-    def __init__(self, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        token: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        # Asked before every request: the token file may be replaced while we run.
+        self.token = token
 
     def order_events(self, order_id: str) -> list[dict[str, Any]]:
         """The order's stored events in version order ([] if the log has no such order)."""
@@ -58,7 +66,7 @@ class CommandApiClient:
     def head_position(self) -> int | None:
         """The newest log position (for progress), or None if the service does not say."""
         try:
-            body = self._get_json("/readyz")
+            body = self._get_json("/events/head")
         except CommandApiUnavailable:
             return None
         value = body.get("head_position") if isinstance(body, dict) else None
@@ -77,9 +85,11 @@ class CommandApiClient:
 
     def _get_json(self, path: str) -> Any:
         """GET and parse JSON; None for 404."""
-        request = urllib.request.Request(
-            self.base_url + path, headers={"Accept": "application/json"}
-        )
+        headers = {"Accept": "application/json"}
+        token = self.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(self.base_url + path, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 payload = response.read()

@@ -9,18 +9,94 @@ query and wakes the requests whose row got there. The thread runs only while som
 On SQLite `PRAGMA data_version` changes when another connection (the projector, in another
 process) commits, and reading it touches no table. Other databases have no such counter, so
 there the awaited versions are read every `fallback_interval_s`.
+
+A waiting request holds a server thread, so a process lets only READ_YOUR_WRITES_MAX_WAITERS
+wait at once
+(`WaiterSlots`); the next get TooManyWaiters (429 with Retry-After) instead of a thread.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RowMapping
 
 # Reads the current version of each of the given ids that has a row.
 VersionReader = Callable[[Connection, Collection[str]], dict[str, int]]
+# Whether the caller may see a row, by the customer it belongs to (the HTTP access policy).
+Visible = Callable[[str], bool]
+Found = TypeVar("Found")
+
+
+class TooManyWaiters(Exception):
+    """Every waiting slot of this process is taken: the caller should retry shortly."""
+
+
+class WaiterSlots:
+    """A bounded number of requests may wait at once; the next ones are refused, not queued."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.taken = 0  # may be read without the lock: a snapshot is enough to report it
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold a slot while the block runs; TooManyWaiters at once if none is free."""
+        with self._lock:
+            if self.taken >= self.size:
+                raise TooManyWaiters(f"all {self.size} waiting slots of this process are taken")
+            self.taken += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.taken -= 1
+
+
+@dataclass(frozen=True)
+class RowWait:
+    """What a request waits for: a row at a version, for a caller who sees `visible` rows."""
+
+    row_id: str
+    min_version: int
+    max_wait_s: float
+    visible: Visible
+
+
+def wait_for_version(
+    waits: VersionWaits,
+    slots: WaiterSlots,
+    wanted: RowWait,
+    load: Callable[[], Found | None],
+    row_of: Callable[[Found], RowMapping],
+) -> tuple[Found | None, bool]:
+    """(what `load` finds, whether it reached the version) once it did or time ran out.
+
+    Only a request that must wait takes a slot (TooManyWaiters when none is free). A row the
+    caller may not see is answered as a missing one, after the whole wait as a missing one
+    is: the timing must not tell that it exists.
+    """
+    found = load()
+    if found is not None and _reached(row_of(found), wanted):
+        return found, True
+    with slots.hold():
+        deadline = time.monotonic() + wanted.max_wait_s
+        waits.wait(wanted.row_id, wanted.min_version, wanted.max_wait_s)
+        found = load()
+        if found is None or not wanted.visible(row_of(found)["customer_id"]):
+            time.sleep(max(deadline - time.monotonic(), 0.0))
+            return None, False
+    return found, _reached(row_of(found), wanted)
+
+
+def _reached(row: RowMapping, wanted: RowWait) -> bool:
+    return wanted.visible(row["customer_id"]) and int(row["version"]) >= wanted.min_version
 
 
 class _Waiter:

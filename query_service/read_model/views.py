@@ -9,7 +9,13 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, RowMapping, and_, func, or_, select
 
-from query_service.read_model.changes import VersionWaits
+from query_service.read_model.changes import (
+    RowWait,
+    VersionWaits,
+    Visible,
+    WaiterSlots,
+    wait_for_version,
+)
 from query_service.read_model.pagination import Cursor, StatementCursor
 from query_service.read_model.tables import (
     account_statement,
@@ -22,6 +28,7 @@ from query_service.read_model.tables import (
     product_sales,
     projector_positions,
 )
+from shared.infra.config import DEFAULT_MAX_WAITERS
 
 
 @dataclass(frozen=True)
@@ -54,21 +61,35 @@ class OrderDetail:
 
 
 @dataclass(frozen=True)
+class OrderHistory:
+    """An order's history rows, oldest first, and the customer of the order they belong to."""
+
+    customer_id: str
+    rows: list[RowMapping]
+
+
+@dataclass(frozen=True)
 class CustomerView:
     """What the read model knows of a customer: order summary, account, or both."""
 
-    customer_id: str
+    customer_id: str  # as stored in those rows
     summary: RowMapping | None  # None: no orders yet
     account: RowMapping | None  # None: no account
+
+
+def _anyone(_customer_id: str) -> bool:
+    return True
 
 
 class ReadViews:
     """The queries the HTTP API serves; each opens a short read-only connection."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, max_waiters: int = DEFAULT_MAX_WAITERS) -> None:
         self.engine = engine
         self.order_waits = VersionWaits(engine, _order_versions)
         self.account_waits = VersionWaits(engine, _account_versions)
+        # One pool for both kinds of wait: together they must leave threads for other reads.
+        self.waiter_slots = WaiterSlots(max_waiters)
 
     def list_orders(self, filters: OrderFilter, after: Cursor | None, limit: int) -> Page[Cursor]:
         """Orders newest first (ties broken by order id, descending), `limit` per page."""
@@ -103,23 +124,34 @@ class ReadViews:
         return None if version is None else int(version)
 
     def wait_for_order(
-        self, order_id: str, min_version: int, max_wait_s: float
+        self, order_id: str, min_version: int, max_wait_s: float, visible: Visible = _anyone
     ) -> tuple[OrderDetail | None, bool]:
-        """Wait until the order reaches min_version or time runs out; (detail, reached?)."""
-        self.order_waits.wait(order_id, min_version, max_wait_s)
-        detail = self.order(order_id)
-        reached = detail is not None and int(detail.order["version"]) >= min_version
-        return detail, reached
+        """Wait until the order reaches min_version or time runs out; (detail, reached?).
+
+        Raises TooManyWaiters; an order `visible` refuses is answered as a missing one.
+        """
+        return wait_for_version(
+            self.order_waits,
+            self.waiter_slots,
+            RowWait(order_id, min_version, max_wait_s, visible),
+            lambda: self.order(order_id),
+            lambda detail: detail.order,
+        )
 
     def history(self, order_id: str) -> list[RowMapping]:
         """One row per applied event of the order, oldest first ([] if unknown)."""
-        query = (
-            select(order_history)
-            .where(order_history.c.order_id == order_id)
-            .order_by(order_history.c.version)
-        )
         with self.engine.connect() as conn:
-            return list(conn.execute(query).mappings())
+            return _history_rows(conn, order_id)
+
+    def history_of(self, order_id: str) -> OrderHistory | None:
+        """The order's history with its customer, read in one transaction; None if unknown."""
+        owner = select(orders.c.customer_id).where(orders.c.order_id == order_id)
+        with self.engine.connect() as conn, conn.begin():
+            customer_id = conn.scalar(owner)
+            rows = _history_rows(conn, order_id)
+        if customer_id is None or not rows:
+            return None
+        return OrderHistory(customer_id, rows)
 
     def customer(self, customer_id: str) -> CustomerView | None:
         """A customer's order summary and account, or None if they have neither."""
@@ -127,9 +159,10 @@ class ReadViews:
         with self.engine.connect() as conn, conn.begin():
             summary = conn.execute(query).mappings().first()
             account = _account(conn, customer_id)
-        if summary is None and account is None:
+        stored = summary if summary is not None else account
+        if stored is None:
             return None
-        return CustomerView(customer_id, summary, account)
+        return CustomerView(stored["customer_id"], summary, account)
 
     def account(self, customer_id: str) -> RowMapping | None:
         """A customer's account row, or None if they have no account."""
@@ -144,25 +177,37 @@ class ReadViews:
         return None if version is None else int(version)
 
     def wait_for_account(
-        self, customer_id: str, min_version: int, max_wait_s: float
+        self, customer_id: str, min_version: int, max_wait_s: float, visible: Visible = _anyone
     ) -> tuple[RowMapping | None, bool]:
-        """Wait until the account reaches min_version or time runs out; (row, reached?)."""
-        self.account_waits.wait(customer_id, min_version, max_wait_s)
-        account = self.account(customer_id)
-        reached = account is not None and int(account["version"]) >= min_version
-        return account, reached
+        """Wait until the account reaches min_version or time runs out; (row, reached?).
+
+        Raises TooManyWaiters; an account `visible` refuses is answered as a missing one.
+        """
+        return wait_for_version(
+            self.account_waits,
+            self.waiter_slots,
+            RowWait(customer_id, min_version, max_wait_s, visible),
+            lambda: self.account(customer_id),
+            lambda row: row,
+        )
 
     def statement(
-        self, customer_id: str, after: StatementCursor | None, limit: int
+        self,
+        customer_id: str,
+        after: StatementCursor | None,
+        limit: int,
+        visible: Visible = _anyone,
     ) -> Page[StatementCursor] | None:
-        """Statement lines oldest first, `limit` per page; None if there is no such account."""
+        """Statement lines oldest first, `limit` per page; None if there is no such account
+        (or `visible` refuses the account found)."""
         query = select(account_statement).where(account_statement.c.customer_id == customer_id)
         if after is not None:
             query = query.where(account_statement.c.version > after.version)
         query = query.order_by(account_statement.c.version).limit(limit + 1)
         # One transaction, as for an order and its lines: the lines belong to the row found.
         with self.engine.connect() as conn, conn.begin():
-            if _account(conn, customer_id) is None:
+            account = _account(conn, customer_id)
+            if account is None or not visible(account["customer_id"]):
                 return None
             rows = list(conn.execute(query).mappings())
         if len(rows) <= limit:
@@ -201,6 +246,15 @@ class ReadViews:
         """How many parked events wait for an operator."""
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(parked_events)) or 0)
+
+
+def _history_rows(conn: Connection, order_id: str) -> list[RowMapping]:
+    query = (
+        select(order_history)
+        .where(order_history.c.order_id == order_id)
+        .order_by(order_history.c.version)
+    )
+    return list(conn.execute(query).mappings())
 
 
 def _order_versions(conn: Connection, order_ids: Collection[str]) -> dict[str, int]:
