@@ -11,12 +11,14 @@ COPY command_service ./command_service
 COPY query_service ./query_service
 COPY shared ./shared
 COPY ops ./ops
-# The volumes mount at /data/events and /data/read; creating them here gives them our owner.
+# The volumes mount at /data/events, /data/read and /data/auth; creating them here gives them
+# our owner.
 RUN pip install . && useradd --system --uid 10001 orders \
-    && mkdir -p /data/events /data/read \
+    && mkdir -p /data/events /data/read /data/auth \
     && chown -R orders /data
 
 USER orders
-ENV DATA_DIR=/data
+ENV DATA_DIR=/data \
+    AUTH_MODE=jwt
 EXPOSE 8001 8002
 CMD ["command-api"]

@@ -30,9 +30,19 @@ from devtools.ports import accepts_connections  # noqa: E402
 from devtools.processes import ServiceGroup, ServiceProcess, console_script  # noqa: E402
 from devtools.terminal import PrefixedOutput  # noqa: E402
 from devtools.waiting import http_ok  # noqa: E402
+from shared.infra.config import Settings  # noqa: E402
+from shared.infra.dev_keys import (  # noqa: E402
+    ADMIN_TOKEN_FILE,
+    DEV_ISSUER,
+    auth_dir,
+    ensure_dev_keys,
+    mint_token,
+    write_token_file,
+)
 
 PROCESSES = ("command-api", "command-relay", "query-api", "query-projector")
 HEALTH_TIMEOUT_S = 60.0
+ADMIN_TOKEN_TTL_S = 12 * 3600
 STOP_TIMEOUT_S = 20.0
 
 # The services' output and our own lines share stdout; whole lines only, never interleaved.
@@ -52,10 +62,28 @@ def service_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment every service gets: environ plus what the services must agree on."""
     env = dict(environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Local keys, verified by the same code as an identity provider's (docs/security.md).
+    env.setdefault("AUTH_MODE", "dev")
     if not env.get("COMMAND_API_URL"):
         # The projector repairs gaps through the command API; its default URL assumes port 8001.
         env["COMMAND_API_URL"] = api_url(env, "COMMAND_API_HOST", "COMMAND_API_PORT", 8001)
     return env
+
+
+def write_admin_token(env: Mapping[str, str]) -> Path:
+    """Mint $DATA_DIR/auth/admin.token with the dev key (made on first use); return its path."""
+    settings = Settings.from_env(env)
+    token = mint_token(
+        ensure_dev_keys(settings.data_dir),
+        sub="local-admin",
+        scopes=["admin"],
+        issuer=settings.auth_issuer or DEV_ISSUER,
+        audience=settings.auth_audience,
+        ttl_s=ADMIN_TOKEN_TTL_S,
+    )
+    path = auth_dir(settings.data_dir) / ADMIN_TOKEN_FILE
+    write_token_file(path, token)
+    return path
 
 
 def _answers(url: str) -> bool:
@@ -103,6 +131,9 @@ def main() -> int:
             _say(f"error: {exc}")
             return 1
         env["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
+
+    if env["AUTH_MODE"] == "dev":
+        _say(f"admin token (scope admin, 12 h): {write_admin_token(env)}")
 
     services = ServiceGroup(stop_timeout=STOP_TIMEOUT_S, report=_say)
     exit_code = 0
