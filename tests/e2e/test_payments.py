@@ -7,8 +7,8 @@ from __future__ import annotations
 import multiprocessing
 
 import pytest
-import requests
 
+from tests.support.auth import api_session
 from tests.support.checks import assert_views_match
 from tests.support.order_system import OrderSystem
 from tests.support.workload import Workload, pay_in_lockstep
@@ -24,7 +24,7 @@ def test_two_processes_paying_two_orders_with_funds_for_one_spend_it_once(
     # A second, independent command API on the same event log: two server processes writing.
     second_api = system.runner.command_api(name="command-api-2")
     first_url, second_url = system.command_api.base_url, second_api.base_url
-    session = requests.Session()
+    session = api_session(system.admin_headers)
     pairs: list[tuple[str, str]] = []
     for n in range(CUSTOMERS):
         customer_id = f"race-{n}"
@@ -47,7 +47,14 @@ def test_two_processes_paying_two_orders_with_funds_for_one_spend_it_once(
     payers = [
         context.Process(
             target=pay_in_lockstep,
-            args=(url, [pair[i] for pair in pairs], barrier, results, f"payer-{i}"),
+            args=(
+                url,
+                [pair[i] for pair in pairs],
+                barrier,
+                results,
+                f"payer-{i}",
+                system.admin_headers,
+            ),
         )
         for i, url in enumerate((first_url, second_url))
     ]
@@ -73,15 +80,17 @@ def test_two_processes_paying_two_orders_with_funds_for_one_spend_it_once(
         assert [line[1] for line in account.statement] == ["DEPOSIT", "DEBIT"]
         assert account.balance_cents == 4000
     # The read side agrees, view by view.
-    assert_views_match(system.query_api.base_url, expected)
+    assert_views_match(system.query_api.base_url, expected, system.admin_headers)
 
 
 def test_statements_and_balances_match_the_log_after_mixed_load(system: OrderSystem) -> None:
-    workload = Workload(lambda: system.command_api.base_url, orders=240, seed=31)
+    workload = Workload(
+        lambda: system.command_api.base_url, orders=240, seed=31, headers=system.admin_headers
+    )
     workload.run(threads=8)
 
     expected = system.wait_converged()
     movements = [line[1] for a in expected.accounts.values() for line in a.statement]
     # Every kind of movement happened: deposits, debits for payments, credits for refunds.
     assert {"DEPOSIT", "DEBIT", "CREDIT"} <= set(movements)
-    assert_views_match(system.query_api.base_url, expected)
+    assert_views_match(system.query_api.base_url, expected, system.admin_headers)

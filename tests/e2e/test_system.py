@@ -12,6 +12,7 @@ import requests
 
 from query_service.read_model.tables import create_read_model_engine
 from tests.integration.query_support import view_rows
+from tests.support.auth import api_session
 from tests.support.checks import assert_acknowledged_present, assert_views_match
 from tests.support.order_system import OrderSystem
 from tests.support.processes import console_script, wait_until
@@ -23,7 +24,9 @@ CLIENT_THREADS = 8
 
 
 def test_every_view_converges_to_what_the_event_log_implies(system: OrderSystem) -> None:
-    workload = Workload(lambda: system.command_api.base_url, orders=300)
+    workload = Workload(
+        lambda: system.command_api.base_url, orders=300, headers=system.admin_headers
+    )
 
     workload.run(CLIENT_THREADS)
 
@@ -43,7 +46,7 @@ def test_every_view_converges_to_what_the_event_log_implies(system: OrderSystem)
     order_acks = [a for a in order_acks if not a.stream_id.startswith("account:")]
     assert len(order_acks) == sum(1 for e in log if not e.stream_id.startswith("account:"))
     assert workload.retries == 0
-    assert_views_match(system.query_api.base_url, expected)
+    assert_views_match(system.query_api.base_url, expected, system.admin_headers)
 
 
 def test_read_your_writes_with_min_version(system: OrderSystem) -> None:
@@ -52,12 +55,13 @@ def test_read_your_writes_with_min_version(system: OrderSystem) -> None:
         "lines": [{"product_id": "p-1", "quantity": 2, "unit_price": "3.50"}],
     }
     account = {"customer_id": "c-ryw", "initial_deposit": "10.00"}
-    opened = requests.post(f"{system.command_api.base_url}/accounts", json=account, timeout=10)
+    http = api_session(system.admin_headers)
+    opened = http.post(f"{system.command_api.base_url}/accounts", json=account, timeout=10)
     assert opened.status_code == 201
-    placed = requests.post(f"{system.command_api.base_url}/orders", json=body, timeout=10)
+    placed = http.post(f"{system.command_api.base_url}/orders", json=body, timeout=10)
     assert placed.status_code == 201
     order_id = placed.json()["order_id"]
-    paid = requests.post(
+    paid = http.post(
         f"{system.command_api.base_url}/orders/{order_id}/status",
         json={"status": "PAID"},
         timeout=10,
@@ -67,7 +71,7 @@ def test_read_your_writes_with_min_version(system: OrderSystem) -> None:
 
     # The first read may come before the projector has the order; the wait covers the gap.
     def read() -> requests.Response | None:
-        response = requests.get(
+        response = http.get(
             f"{system.query_api.base_url}/orders/{order_id}?min_version={version}", timeout=10
         )
         return response if response.headers.get("X-Projection-Up-To-Date") == "true" else None
@@ -81,7 +85,9 @@ def test_read_your_writes_with_min_version(system: OrderSystem) -> None:
 def test_projector_killed_mid_stream_converges_without_counting_twice(
     system: OrderSystem,
 ) -> None:
-    workload = Workload(lambda: system.command_api.base_url, orders=300, seed=11)
+    workload = Workload(
+        lambda: system.command_api.base_url, orders=300, seed=11, headers=system.admin_headers
+    )
     load = workload.start(CLIENT_THREADS)
     wait_until(lambda: len(system.projected_versions()) >= 40, 60, "projector never got going")
 
@@ -96,14 +102,16 @@ def test_projector_killed_mid_stream_converges_without_counting_twice(
     assert killed_at < len(expected.orders), "the kill should land mid-stream"
     # Redelivered events (offsets not yet committed at the kill) must not count twice: the
     # totals below would be off if any event had been applied again.
-    assert_views_match(system.query_api.base_url, expected)
+    assert_views_match(system.query_api.base_url, expected, system.admin_headers)
     assert system.projector.output().count("----- starting projector") == 2
 
 
 def test_relay_and_command_api_killed_under_load_lose_no_acknowledged_command(
     system: OrderSystem,
 ) -> None:
-    workload = Workload(lambda: system.command_api.base_url, orders=300, seed=23)
+    workload = Workload(
+        lambda: system.command_api.base_url, orders=300, seed=23, headers=system.admin_headers
+    )
     load = workload.start(CLIENT_THREADS)
     wait_until(lambda: workload.done >= 60, 60, "load never got going")
 
@@ -126,13 +134,15 @@ def test_relay_and_command_api_killed_under_load_lose_no_acknowledged_command(
     )
     assert workload.retries > 0, "the command API kill should have been felt by the clients"
     assert len(expected.orders) == 300, "every order was placed, exactly once"
-    assert_views_match(system.query_api.base_url, expected)
+    assert_views_match(system.query_api.base_url, expected, system.admin_headers)
 
 
 def test_rebuild_gives_the_same_tables_as_the_live_projection(
     system: OrderSystem, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    Workload(lambda: system.command_api.base_url, orders=200, seed=5).run(CLIENT_THREADS)
+    Workload(
+        lambda: system.command_api.base_url, orders=200, seed=5, headers=system.admin_headers
+    ).run(CLIENT_THREADS)
     system.wait_converged()
     live = create_read_model_engine(system.read_model_url)
     rebuilt_url = f"sqlite:///{tmp_path_factory.mktemp('rebuild') / 'read_model.db'}"

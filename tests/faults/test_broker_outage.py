@@ -28,7 +28,9 @@ OUTAGE_S = 10.0
 def test_broker_stopped_for_ten_seconds_under_load(
     system: OrderSystem, local_kafka: LocalKafka, started: float
 ) -> None:
-    workload = SteadyWorkload(lambda: system.command_api.base_url, ORDERS, RATE, seed=201)
+    workload = SteadyWorkload(
+        lambda: system.command_api.base_url, ORDERS, RATE, seed=201, headers=system.admin_headers
+    )
     load = workload.start(CLIENTS)
     wait_for_load(workload, 30)
 

@@ -18,7 +18,13 @@ pytestmark = pytest.mark.kafka
 def test_sixteen_clients_on_ten_orders_every_409_is_a_real_conflict(
     system: OrderSystem, started: float
 ) -> None:
-    hot = HotOrders(system.command_api.base_url, clients=16, rounds=12, orders_per_round=10)
+    hot = HotOrders(
+        system.command_api.base_url,
+        system.admin_headers,
+        clients=16,
+        rounds=12,
+        orders_per_round=10,
+    )
 
     hot.run()
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.auth import api_session
 from tests.support.fault_report import finish_scenario
 from tests.support.faults import (
     PROJECTOR_ARGS,
@@ -76,9 +77,9 @@ class ProbeAnswer:
 class Probe:
     """A client placing fresh orders one at a time and keeping every answer."""
 
-    def __init__(self, command_url: str) -> None:
+    def __init__(self, command_url: str, headers: dict[str, str]) -> None:
         self.command_url = command_url
-        self.session = requests.Session()
+        self.session = api_session(headers)
         self.answers: list[ProbeAnswer] = []
         self.lock = threading.Lock()
 
@@ -116,10 +117,12 @@ def test_event_log_disk_full_answers_503_then_resumes(
     system_on_small_disk: OrderSystem, disk: SmallDisk, started: float
 ) -> None:
     system = system_on_small_disk
-    workload = SteadyWorkload(lambda: system.command_api.base_url, ORDERS, RATE, seed=301)
+    workload = SteadyWorkload(
+        lambda: system.command_api.base_url, ORDERS, RATE, seed=301, headers=system.admin_headers
+    )
     load = workload.start(CLIENTS)
     wait_for_load(workload, 30)
-    probe = Probe(system.command_api.base_url)
+    probe = Probe(system.command_api.base_url, system.admin_headers)
 
     disk.fill()
     assert disk.free_bytes() == 0
@@ -133,7 +136,9 @@ def test_event_log_disk_full_answers_503_then_resumes(
         # Reads do not need the disk: the strongly consistent GET still answers.
         some_order = probe.acknowledged()[0].stream_id if probe.acknowledged() else None
         if some_order is not None:
-            state = requests.get(f"{system.command_api.base_url}/orders/{some_order}", timeout=10)
+            state = probe.session.get(
+                f"{system.command_api.base_url}/orders/{some_order}", timeout=10
+            )
             assert state.status_code == 200, state.text
     finally:
         disk.empty()

@@ -50,7 +50,9 @@ def test_relay_frozen_past_its_lease_resumes_as_a_fenced_zombie(
 ) -> None:
     standby = start_relay(system, "relay-2")
     standby.wait_for_output("waiting for the relay lease", timeout=30)
-    workload = SteadyWorkload(lambda: system.command_api.base_url, ORDERS, RATE, seed=401)
+    workload = SteadyWorkload(
+        lambda: system.command_api.base_url, ORDERS, RATE, seed=401, headers=system.admin_headers
+    )
     load = workload.start(CLIENTS)
     wait_for_load(workload, 40)
     assert lease_holder_pid(system) == system.relay.pid
@@ -88,7 +90,9 @@ def test_projector_frozen_past_its_session_resumes_as_a_zombie(
     system: OrderSystem, started: float
 ) -> None:
     second = system.start_projector("projector-2")
-    workload = SteadyWorkload(lambda: system.command_api.base_url, ORDERS, RATE, seed=402)
+    workload = SteadyWorkload(
+        lambda: system.command_api.base_url, ORDERS, RATE, seed=402, headers=system.admin_headers
+    )
     load = workload.start(CLIENTS)
     for projector in (system.projector, second):
         projector.wait_for_output("positioned partitions from the read model", timeout=60)

@@ -38,7 +38,9 @@ def finish(
 def test_command_api_killed_with_all_workers_then_restarted(
     system: OrderSystem, started: float
 ) -> None:
-    workload = SteadyWorkload(lambda: system.command_api.base_url, ORDERS, RATE, seed=101)
+    workload = SteadyWorkload(
+        lambda: system.command_api.base_url, ORDERS, RATE, seed=101, headers=system.admin_headers
+    )
     load = workload.start(CLIENTS)
     wait_for_load(workload, 40)
 
@@ -52,7 +54,9 @@ def test_command_api_killed_with_all_workers_then_restarted(
 
 
 def test_relay_killed_then_restarted(system: OrderSystem, started: float) -> None:
-    workload = SteadyWorkload(lambda: system.command_api.base_url, ORDERS, RATE, seed=102)
+    workload = SteadyWorkload(
+        lambda: system.command_api.base_url, ORDERS, RATE, seed=102, headers=system.admin_headers
+    )
     load = workload.start(CLIENTS)
     wait_for_load(workload, 40)
 
@@ -70,7 +74,9 @@ def test_relay_killed_then_restarted(system: OrderSystem, started: float) -> Non
 def test_two_relays_started_at_once_then_the_leader_killed(
     system: OrderSystem, started: float
 ) -> None:
-    workload = SteadyWorkload(lambda: system.command_api.base_url, ORDERS, RATE, seed=103)
+    workload = SteadyWorkload(
+        lambda: system.command_api.base_url, ORDERS, RATE, seed=103, headers=system.admin_headers
+    )
     load = workload.start(CLIENTS)
     wait_for_load(workload, 30)
 
@@ -102,7 +108,9 @@ def test_two_relays_started_at_once_then_the_leader_killed(
 
 
 def test_projector_killed_then_restarted(system: OrderSystem, started: float) -> None:
-    workload = SteadyWorkload(lambda: system.command_api.base_url, ORDERS, RATE, seed=104)
+    workload = SteadyWorkload(
+        lambda: system.command_api.base_url, ORDERS, RATE, seed=104, headers=system.admin_headers
+    )
     load = workload.start(CLIENTS)
     wait_until(lambda: len(system.projected_versions()) >= 30, 60, "projector never got going")
 
@@ -128,7 +136,9 @@ def test_projector_killed_then_restarted(system: OrderSystem, started: float) ->
 
 def test_two_projectors_in_one_group_one_killed(system: OrderSystem, started: float) -> None:
     second = system.start_projector("projector-2")
-    workload = SteadyWorkload(lambda: system.command_api.base_url, ORDERS, RATE, seed=105)
+    workload = SteadyWorkload(
+        lambda: system.command_api.base_url, ORDERS, RATE, seed=105, headers=system.admin_headers
+    )
     load = workload.start(CLIENTS)
     # Both got partitions of the topic (3 partitions, 2 members) and applied from them.
     for projector in (system.projector, second):

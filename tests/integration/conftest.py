@@ -19,6 +19,7 @@ from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
 from tests.integration.query_api_support import LOG, filled_read_model
 from tests.integration.query_support import OrderEventLog, new_read_model
+from tests.support.auth import bearer
 from tests.support.backends import BACKENDS
 from tests.support.postgres import find_pg_bin, throwaway_postgres
 from tests.support.processes import HttpService, ServiceRunner
@@ -28,7 +29,9 @@ from tests.support.processes import HttpService, ServiceRunner
 def command_settings(tmp_path: Path) -> Settings:
     """The in-process command app's settings: the test's own data dir, an 8 KiB body limit."""
     # Small, so that the 413 test need not send the default 64 KiB.
-    return Settings.from_env({"DATA_DIR": str(tmp_path), "COMMAND_MAX_BODY_BYTES": "8192"})
+    return Settings.from_env(
+        {"DATA_DIR": str(tmp_path), "COMMAND_MAX_BODY_BYTES": "8192", "AUTH_MODE": "dev"}
+    )
 
 
 @pytest.fixture
@@ -38,9 +41,12 @@ def app(command_settings: Settings) -> Flask:
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client of `app`."""
-    return app.test_client()
+def client(app: Flask, command_settings: Settings) -> FlaskClient:
+    """A test client of `app`, sending an admin token unless a request sets its own."""
+    test_client = app.test_client()
+    header = bearer(command_settings.data_dir)["Authorization"]
+    test_client.environ_base["HTTP_AUTHORIZATION"] = header
+    return test_client
 
 
 @pytest.fixture

@@ -1,27 +1,32 @@
 """Shared data and fixtures of the query API tests: a 45-order log projected into SQLite and
-(when its server is installed) PostgreSQL, and a test client over it.
+(when its server is installed) PostgreSQL, and test clients over it that send dev tokens.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from query_service.http.app import create_app
 from query_service.read_model.tables import metadata
+from shared.contract.principal import READ_ALL
+from shared.infra.config import Settings
 from tests.integration.query_support import (
     OrderEventLog,
     new_read_model,
     project_directly,
     query_settings,
 )
+from tests.support.auth import token
 
 ORDERS = 45
 
@@ -77,12 +82,34 @@ def filled_read_model(
     engine.dispose()
 
 
-def api_client(engine: Engine) -> FlaskClient:
-    """A test client of the query API over the engine's database."""
-    settings = query_settings(
-        engine.url.render_as_string(hide_password=False), read_your_writes_max_wait_ms=200
-    )
-    return create_app(settings).test_client()
+def authed_settings(read_model_url: str, data_dir: Path, **changes: Any) -> Settings:
+    """query_settings for an app that accepts the dev tokens of `data_dir` (AUTH_MODE=dev)."""
+    return query_settings(read_model_url, data_dir=data_dir, auth_mode="dev", **changes)
+
+
+def client_with_token(
+    app: Flask,
+    sub: str = "test-reader",
+    scopes: Iterable[str] = (READ_ALL,),
+    customer_id: str | None = None,
+) -> FlaskClient:
+    """A test client of `app` sending this token, unless a request sets its own Authorization."""
+    settings: Settings = app.config["SETTINGS"]
+    client = app.test_client()
+    bearer = token(settings.data_dir, sub, scopes, customer_id)
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {bearer}"
+    return client
+
+
+def query_client(settings: Settings) -> FlaskClient:
+    """A read:all test client of a new query app on `settings` (see authed_settings)."""
+    return client_with_token(create_app(settings))
+
+
+def api_client(engine: Engine, data_dir: Path) -> FlaskClient:
+    """A read:all test client of the query API over the engine's database."""
+    url = engine.url.render_as_string(hide_password=False)
+    return query_client(authed_settings(url, data_dir, read_your_writes_max_wait_ms=200))
 
 
 def get(client: FlaskClient, url: str, status: int = 200) -> Any:

@@ -219,7 +219,7 @@ def sample_log(orders: int = 12, customers: int = 3) -> OrderEventLog:
 
 
 class CommandApiStandIn:
-    """Serves GET /orders/{id}/events, GET /accounts/{id}/events, GET /events and GET /readyz
+    """Serves GET /orders/{id}/events, GET /accounts/{id}/events, GET /events and GET /events/head
     from a log, over real HTTP.
     """
 
@@ -280,9 +280,9 @@ class CommandApiStandIn:
                 has_more=len(page) == limit,
             )
 
-        @app.get("/readyz")
-        def readyz() -> Any:
-            return jsonify(status="ready", head_position=len(self.log.envelopes))
+        @app.get("/events/head")
+        def events_head() -> Any:
+            return jsonify(head_position=len(self.log.envelopes))
 
         return app
 

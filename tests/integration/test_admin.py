@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import time
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from kafka import TopicPartition
 from sqlalchemy import Engine, select
 
@@ -28,6 +28,7 @@ from shared.contract.envelope import EventEnvelope
 from shared.infra.config import Settings
 from shared.infra.db import write_transaction
 from shared.infra.kafka import create_consumer
+from tests.support.auth import api_session
 from tests.support.processes import (
     REPO_ROOT,
     HttpService,
@@ -40,6 +41,7 @@ from tests.support.processes import (
 
 ADMIN = console_script("orders-admin", "ops.admin")
 ADMIN_TIMEOUT_S = 60
+REASON = "test: a repair the suite asked for"
 LINES = [{"product_id": "p-1", "quantity": 2, "unit_price": "12.50"}]
 
 
@@ -64,6 +66,12 @@ def admin_env(runner: ServiceRunner, **overrides: str) -> dict[str, str]:
 
 def read_model_url(runner: ServiceRunner) -> str:
     return f"sqlite:///{runner.workdir / 'read_model.db'}"
+
+
+def audit_lines(stderr: str) -> list[dict[str, Any]]:
+    """The audit log lines (JSON) a repair command wrote to stderr."""
+    entries = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return [entry for entry in entries if entry.get("audit") is True]
 
 
 def status_json(env: dict[str, str]) -> dict[str, Any]:
@@ -334,11 +342,23 @@ def test_republish_sends_exactly_the_range_again_as_the_relay_sent_it(
     first, last = 4, 9
 
     result = run_admin(
-        published_log.env, "republish", "--from", str(first), "--to", str(last), "--yes"
+        published_log.env,
+        "republish",
+        "--from",
+        str(first),
+        "--to",
+        str(last),
+        "--yes",
+        "--reason",
+        REASON,
     )
 
     assert result.returncode == 0, result.stderr
     assert "re-published 6 events (positions 4..9)" in result.stdout
+    [audit] = audit_lines(result.stderr)
+    assert audit["msg"] == "orders-admin republish"
+    assert (audit["os_user"], audit["reason"]) == (getpass.getuser(), REASON)
+    assert (audit["first"], audit["last"], audit["topic"]) == (first, last, kafka_topic)
     assert "republish [" in result.stderr and "6/6 events" in result.stderr
     records = read_topic(kafka_bootstrap, kafka_topic, len(events) + 6)
     copies = Counter(r.envelope.position for r in records)
@@ -370,6 +390,7 @@ def test_republish_sends_exactly_the_range_again_as_the_relay_sent_it(
         (["--from", "x", "--to", "2"], "not a log position: 'x'"),
         (["--from", "1"], "the following arguments are required: --to"),
         (["--from", "1", "--to", "2"], "pass --yes to confirm"),
+        (["--from", "1", "--to", "2", "--reason", " "], "--reason: say why, in a few words"),
     ],
 )
 def test_republish_refuses_bad_usage_with_exit_2(
@@ -378,11 +399,29 @@ def test_republish_refuses_bad_usage_with_exit_2(
     append_events(event_log, streams=1, events_per_stream=5)
     env = admin_env(services, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
 
-    result = run_admin(env, "republish", *args)
+    reason = [] if "--reason" in args else ["--reason", REASON]
+
+    result = run_admin(env, "republish", *args, *reason)
 
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert result.stdout == ""
+    assert audit_lines(result.stderr) == []
+
+
+@pytest.mark.parametrize(
+    "command", [["republish", "--from", "1", "--to", "1", "--yes"], ["rebuild"]]
+)
+def test_repairs_refuse_to_run_without_a_reason(tmp_path: Path, command: list[str]) -> None:
+    data_dir = tmp_path / "data"
+    env = admin_env(ServiceRunner(data_dir, prepare_event_store=False))
+
+    result = run_admin(env, *command)
+
+    assert result.returncode == 2
+    assert "the following arguments are required: --reason" in result.stderr
+    assert result.stdout == ""
+    assert not data_dir.exists()
 
 
 def test_republish_without_kafka_fails_with_exit_1_and_sends_nothing(
@@ -391,17 +430,18 @@ def test_republish_without_kafka_fails_with_exit_1_and_sends_nothing(
     append_events(event_log, streams=1, events_per_stream=2)
     env = admin_env(services, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
 
-    result = run_admin(env, "republish", "--from", "1", "--to", "2", "--yes")
+    result = run_admin(env, "republish", "--from", "1", "--to", "2", "--yes", "--reason", REASON)
 
     assert result.returncode == 1
     assert "unreachable" in result.stderr and "nothing was sent" in result.stderr
+    assert audit_lines(result.stderr) == []
 
 
 def test_republish_on_an_empty_data_dir_is_beyond_the_head(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = admin_env(ServiceRunner(data_dir, prepare_event_store=False))
 
-    result = run_admin(env, "republish", "--from", "1", "--to", "1", "--yes")
+    result = run_admin(env, "republish", "--from", "1", "--to", "1", "--yes", "--reason", REASON)
 
     assert result.returncode == 2
     assert "beyond the head of the log (0)" in result.stderr
@@ -422,7 +462,7 @@ def test_no_command_is_bad_usage(tmp_path: Path) -> None:
 def test_rebuild_builds_the_read_model_from_the_command_api(
     services: ServiceRunner, command_api: HttpService, kafka_bootstrap: str, kafka_topic: str
 ) -> None:
-    with requests.Session() as http:
+    with api_session(services.admin_headers) as http:
         for order_id in ("rb-1", "rb-2", "rb-3"):
             body = {"order_id": order_id, "customer_id": "c-1", "lines": LINES}
             response = http.post(f"{command_api.base_url}/orders", json=body, timeout=30)
@@ -436,9 +476,13 @@ def test_rebuild_builds_the_read_model_from_the_command_api(
         KAFKA_TOPIC=kafka_topic,
     )
 
-    result = run_admin(env, "rebuild", "--page-size", "2")
+    result = run_admin(env, "rebuild", "--page-size", "2", "--reason", REASON)
 
     assert result.returncode == 0, result.stderr
+    [audit] = audit_lines(result.stderr)
+    assert audit["msg"] == "orders-admin rebuild"
+    assert (audit["os_user"], audit["reason"]) == (getpass.getuser(), REASON)
+    assert (audit["page_size"], audit["no_kafka"]) == (2, False)
     assert "rebuild [" in result.stderr and "4/4 events" in result.stderr
     assert "rebuilt the read model from 4 events" in result.stderr
     engine = read_model_at(services)
@@ -461,7 +505,7 @@ def test_rebuild_builds_the_read_model_from_the_command_api(
 def test_rebuild_rejects_a_page_size_out_of_range(tmp_path: Path) -> None:
     env = admin_env(ServiceRunner(tmp_path, prepare_event_store=False))
 
-    result = run_admin(env, "rebuild", "--page-size", "0")
+    result = run_admin(env, "rebuild", "--page-size", "0", "--reason", REASON)
 
     assert result.returncode == 2
     assert "must be between 1 and 1000" in result.stderr

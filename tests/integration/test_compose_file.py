@@ -28,7 +28,8 @@ def variables_the_code_reads() -> set[str]:
     for path in [*REPO.glob("shared/**/*.py"), *REPO.glob("*_service/**/*.py")]:
         text = path.read_text()
         names.update(re.findall(r"""env(?:iron)?\.get\(\s*["']([A-Z][A-Z0-9_]+)["']""", text))
-        names.update(re.findall(r"""_int\(\s*env,\s*["']([A-Z][A-Z0-9_]+)["']""", text))
+        helper_reads = r"""_(?:int|bool|path)\(\s*env,\s*["']([A-Z][A-Z0-9_]+)["']"""
+        names.update(re.findall(helper_reads, text))
     return names
 
 
@@ -72,3 +73,19 @@ def test_ports_and_health_conditions(compose: dict[str, Any]) -> None:
     relay_deps = services["command-relay"]["depends_on"]
     assert relay_deps["kafka"]["condition"] == "service_healthy"
     assert set(compose["volumes"]) >= {"event-log", "read-model"}
+
+
+def test_services_verify_tokens_in_jwt_mode_with_the_generated_keys(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert services["auth-keys"]["command"] == ["orders-admin", "keys"]
+    for name in APP_SERVICES:
+        env = services[name]["environment"]
+        assert env["AUTH_MODE"] == "jwt", name
+        assert env["AUTH_ISSUER"] and env["AUTH_PUBLIC_KEY_FILE"] == "/data/auth/jwks.json"
+        assert "auth:/data/auth:ro" in services[name]["volumes"], name
+        keys = services[name]["depends_on"]["auth-keys"]
+        assert keys["condition"] == "service_completed_successfully", name
+    projector_token = services["query-projector"]["environment"]["COMMAND_API_TOKEN_FILE"]
+    assert projector_token == "/data/auth/query-projector.token"

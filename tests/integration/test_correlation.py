@@ -16,6 +16,7 @@ from kafka import TopicPartition
 
 from shared.infra.config import Settings
 from shared.infra.kafka import create_consumer
+from tests.support.auth import api_session
 from tests.support.order_system import OrderSystem
 from tests.support.processes import ServiceRunner, wait_until
 
@@ -74,12 +75,13 @@ def test_the_correlation_id_of_each_command_reaches_its_events_messages_and_log_
     system: OrderSystem,
 ) -> None:
     api = system.command_api.base_url
+    http = api_session(system.admin_headers)
     given, requested = f"corr-{uuid.uuid4().hex}", f"req-{uuid.uuid4().hex}"
     account = {"customer_id": "c-corr", "initial_deposit": "100.00"}
-    opened = requests.post(
+    opened = http.post(
         f"{api}/accounts", json=account, headers={"X-Correlation-ID": given}, timeout=10
     )
-    placed = requests.post(
+    placed = http.post(
         f"{api}/orders",
         json={"customer_id": "c-corr", "lines": LINES},
         headers={"X-Correlation-ID": given},
@@ -87,17 +89,15 @@ def test_the_correlation_id_of_each_command_reaches_its_events_messages_and_log_
     )
     order_id = placed.json()["order_id"]
     # X-Request-ID is taken when X-Correlation-ID is absent; paying writes two events.
-    paid = requests.post(
+    paid = http.post(
         f"{api}/orders/{order_id}/status",
         json={"status": "PAID"},
         headers={"X-Request-ID": requested},
         timeout=10,
     )
     # No id at all, and an id we could not log safely: both get a generated one.
-    unnamed = requests.post(
-        f"{api}/orders", json={"customer_id": "c-corr", "lines": LINES}, timeout=10
-    )
-    unsafe = requests.post(
+    unnamed = http.post(f"{api}/orders", json={"customer_id": "c-corr", "lines": LINES}, timeout=10)
+    unsafe = http.post(
         f"{api}/orders",
         json={"customer_id": "c-corr", "lines": LINES},
         headers={"X-Correlation-ID": 'x"\\ {}'},
@@ -156,7 +156,7 @@ def test_the_correlation_id_of_each_command_reaches_its_events_messages_and_log_
 
     # The query API answers with the id it was given, or one it made, too.
     query = system.query_api.base_url
-    answered = requests.get(f"{query}/orders/nope", headers={"X-Request-ID": given}, timeout=10)
+    answered = http.get(f"{query}/orders/nope", headers={"X-Request-ID": given}, timeout=10)
     assert (answered.status_code, answered.headers["X-Correlation-ID"]) == (404, given)
     made = requests.get(f"{query}/healthz", timeout=10).headers["X-Correlation-ID"]
     assert len(made) == UUID_LENGTH

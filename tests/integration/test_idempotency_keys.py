@@ -1,4 +1,7 @@
-"""Idempotency-Key on every command endpoint (Flask test client, real SQLite event log)."""
+"""Idempotency-Key on every command endpoint (Flask test client, real SQLite event log).
+
+The `client` fixture sends an admin token; keys are scoped to the token's sub.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,27 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from command_service.adapters.event_store import EventStore
+from command_service.adapters.idempotency_store import idempotency_keys, scoped_key
 from command_service.http.app import create_app
 from shared.infra.config import Settings
 from tests.integration.test_command_api import assert_problem, order_body
+from tests.support.auth import bearer
 
 
 def keyed(key: str) -> dict[str, str]:
     return {"Idempotency-Key": key}
+
+
+def admin_client(app: Flask, settings: Settings) -> FlaskClient:
+    """A test client sending an admin token, as the `client` fixture does."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = bearer(settings.data_dir)["Authorization"]
+    return client
 
 
 def open_account(client: FlaskClient, amount: str = "100.00") -> None:
@@ -112,7 +126,8 @@ def test_a_malformed_key_is_400(client: FlaskClient, store: EventStore, key: str
 
 
 def test_keys_expire(command_settings: Settings) -> None:
-    client = create_app(replace(command_settings, idempotency_key_ttl_seconds=1)).test_client()
+    settings = replace(command_settings, idempotency_key_ttl_seconds=1)
+    client = admin_client(create_app(settings), settings)
     open_account(client)
     client.post("/accounts/c-1/deposits", json={"amount": "1.00"}, headers=keyed("old"))
     time.sleep(1.2)
@@ -122,7 +137,7 @@ def test_keys_expire(command_settings: Settings) -> None:
 
 
 def test_concurrent_requests_with_one_key_write_once(
-    client: FlaskClient, store: EventStore
+    client: FlaskClient, store: EventStore, command_settings: Settings
 ) -> None:
     open_account(client)
     app = client.application
@@ -131,7 +146,7 @@ def test_concurrent_requests_with_one_key_write_once(
     lock = threading.Lock()
 
     def deposit() -> None:
-        own = app.test_client()
+        own = admin_client(app, command_settings)
         barrier.wait()
         response = own.post(
             "/accounts/c-1/deposits", json={"amount": "1.00"}, headers=keyed("race")
@@ -148,3 +163,62 @@ def test_concurrent_requests_with_one_key_write_once(
     assert len({str(body) for _, body in answers}) == 1
     assert client.get("/accounts/c-1").get_json()["balance"] == "101.00"
     assert store.stream_version("account:c-1") == 3
+
+
+# --- keys are the caller's own ---------------------------------------------------------------
+
+
+def as_sub(settings: Settings, sub: str, key: str) -> dict[str, str]:
+    """An admin token of `sub`, with an Idempotency-Key."""
+    return {**bearer(settings.data_dir, sub=sub), **keyed(key)}
+
+
+def test_one_key_from_two_callers_gives_two_independent_results(
+    client: FlaskClient, store: EventStore, command_settings: Settings
+) -> None:
+    body = order_body(None)  # the same request: only the caller differs
+    first = client.post("/orders", json=body, headers=as_sub(command_settings, "alice", "k"))
+    other = client.post("/orders", json=body, headers=as_sub(command_settings, "bob", "k"))
+    assert first.status_code == other.status_code == 201
+    assert "Idempotent-Replayed" not in other.headers
+    assert first.get_json()["order_id"] != other.get_json()["order_id"]
+    assert store.head_position() == 2
+    # Each caller's retry replays its own first response, never the other's.
+    again = client.post("/orders", json=body, headers=as_sub(command_settings, "bob", "k"))
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == other.get_json()
+    assert store.head_position() == 2
+
+
+def test_another_callers_key_is_no_reuse_of_yours(
+    client: FlaskClient, store: EventStore, command_settings: Settings
+) -> None:
+    client.post("/orders", json=order_body("o-1"), headers=as_sub(command_settings, "alice", "k"))
+    # The same key with another request would be a 422 for alice; bob's runs as his own.
+    bobs = client.post(
+        "/orders", json=order_body("o-2"), headers=as_sub(command_settings, "bob", "k")
+    )
+    assert bobs.status_code == 201 and bobs.get_json()["order_id"] == "o-2"
+    mine = client.post(
+        "/orders", json=order_body("o-3"), headers=as_sub(command_settings, "alice", "k")
+    )
+    assert_problem(mine, 422, "Idempotency-Key")
+    assert store.head_position() == 2
+
+
+def test_the_stored_key_is_a_hash_of_caller_and_key_that_fits_the_column(
+    client: FlaskClient, store: EventStore, command_settings: Settings
+) -> None:
+    sub, key = "s" * 300, "k" * 255  # together far longer than the String(255) column
+    response = client.post("/orders", json=order_body(), headers=as_sub(command_settings, sub, key))
+    assert response.status_code == 201
+    with store.engine.connect() as conn:
+        [stored] = conn.execute(select(idempotency_keys.c.key)).scalars().all()
+    assert stored == scoped_key(sub, key) and len(stored) == 64
+    assert sub not in stored and key not in stored
+
+
+def test_scoped_keys_do_not_collide_where_a_concatenation_would() -> None:
+    assert scoped_key("a:b", "c") != scoped_key("a", "b:c")
+    assert scoped_key("a", "bc") != scoped_key("ab", "c")
+    assert scoped_key("alice", "k") == scoped_key("alice", "k")

@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from command_service.adapters.event_store import EventStore
 from shared.contract.envelope import EventEnvelope
+from shared.contract.principal import METRICS_READ
 from shared.infra.db import create_database_engine
 from shared.infra.metrics_dir import process_sample_dirs, remove_dead_process_dirs
 from tests.integration.query_support import produce_raw
+from tests.support.auth import bearer
 from tests.support.order_system import OrderSystem
 from tests.support.processes import ServiceProcess, ServiceRunner, free_port, wait_until
 from tests.support.workload import Workload
@@ -38,9 +40,16 @@ LINES = [{"product_id": "p-1", "quantity": 2, "unit_price": "12.50"}]
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def scrape(base_url: str) -> Samples:
+def scraper(runner: ServiceRunner) -> dict[str, str]:
+    """The Authorization header of a scraper: a token with metrics:read and nothing else."""
+    return bearer(runner.workdir, sub="test-prometheus", scopes=(METRICS_READ,))
+
+
+def scrape(base_url: str, headers: Mapping[str, str]) -> Samples:
     """One scrape on a fresh connection (so any worker may answer), parsed: name -> samples."""
-    response = requests.get(f"{base_url}/metrics", timeout=10, headers={"Connection": "close"})
+    response = requests.get(
+        f"{base_url}/metrics", timeout=10, headers={"Connection": "close", **headers}
+    )
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == PROMETHEUS_TEXT
     samples: Samples = {}
@@ -67,13 +76,13 @@ def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
     return dict(result)
 
 
-def post(url: str, body: dict[str, Any], **headers: str) -> requests.Response:
+def post(url: str, body: dict[str, Any], headers: Mapping[str, str]) -> requests.Response:
     # A new connection per command, so gunicorn spreads them over its workers.
     return requests.post(url, json=body, headers={"Connection": "close", **headers}, timeout=10)
 
 
-def place(base_url: str) -> requests.Response:
-    return post(f"{base_url}/orders", {"customer_id": "c-1", "lines": LINES})
+def place(base_url: str, headers: Mapping[str, str]) -> requests.Response:
+    return post(f"{base_url}/orders", {"customer_id": "c-1", "lines": LINES}, headers)
 
 
 def log_events(event_store_url: str) -> list[EventEnvelope]:
@@ -101,39 +110,42 @@ def assert_json_lines(service: ServiceProcess) -> int:
 def test_command_metrics_add_up_exactly_across_gunicorn_workers(services: ServiceRunner) -> None:
     api = services.command_api(COMMAND_API_WORKERS="2")
     url = api.base_url
-    account = post(f"{url}/accounts", {"customer_id": "c-1", "initial_deposit": "10000.00"})
+    admin, prometheus = services.admin_headers, scraper(services)
+    account = post(f"{url}/accounts", {"customer_id": "c-1", "initial_deposit": "10000.00"}, admin)
     assert account.status_code == 201
 
     with ThreadPoolExecutor(8) as pool:
-        placed = list(pool.map(lambda _: place(url), range(24)))
+        placed = list(pool.map(lambda _: place(url, admin), range(24)))
     assert {r.status_code for r in placed} == {201}
     order_ids = [r.json()["order_id"] for r in placed]
     # One after another: concurrent payments from one account would clash (409).
-    paid = [post(f"{url}/orders/{oid}/status", {"status": "PAID"}) for oid in order_ids[:12]]
+    paid = [post(f"{url}/orders/{oid}/status", {"status": "PAID"}, admin) for oid in order_ids[:12]]
     assert {r.status_code for r in paid} == {200}
     cancelled = [
-        requests.delete(f"{url}/orders/{oid}", headers={"Connection": "close"}, timeout=10)
+        requests.delete(f"{url}/orders/{oid}", headers={"Connection": "close", **admin}, timeout=10)
         for oid in order_ids[12:16]
     ]
     assert {r.status_code for r in cancelled} == {200}
-    invalid = [post(f"{url}/orders", {"customer_id": "c-1", "lines": []}) for _ in range(3)]
+    invalid = [post(f"{url}/orders", {"customer_id": "c-1", "lines": []}, admin) for _ in range(3)]
     assert {r.status_code for r in invalid} == {422}
-    conflict = post(f"{url}/orders/{order_ids[0]}/status", {"status": "DELIVERED"})
+    conflict = post(f"{url}/orders/{order_ids[0]}/status", {"status": "DELIVERED"}, admin)
     assert conflict.status_code == 409
     key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
     body = {"customer_id": "c-2", "lines": LINES}
-    first, again = (post(f"{url}/orders", body, **key) for _ in range(2))
+    first, again = (post(f"{url}/orders", body, {**admin, **key}) for _ in range(2))
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.headers.get("Idempotent-Replayed") == "true"
     # Reads are not commands, and neither is a write to no route.
-    assert requests.get(f"{url}/orders/{order_ids[0]}", timeout=10).status_code == 200
-    assert post(f"{url}/nowhere", {}).status_code == 404
+    assert (
+        requests.get(f"{url}/orders/{order_ids[0]}", headers=admin, timeout=10).status_code == 200
+    )
+    assert post(f"{url}/nowhere", {}, admin).status_code == 404
     commands = 1 + 24 + 12 + 4 + 3 + 1 + 2
     events = log_events(services.event_store_url)
     assert len(events) == 1 + 1 + 24 + 12 * 2 + 4 + 1  # paying also debits the account
 
     for _ in range(8):  # fresh connections: whichever worker answers, the same totals
-        samples = scrape(url)
+        samples = scrape(url, prometheus)
         assert total(samples, "commands_total") == commands
         assert by_label(samples, "commands_total", "outcome") == {
             "ok": 1 + 24 + 12 + 4 + 1,
@@ -180,13 +192,14 @@ def test_a_restarted_command_api_starts_from_zero_and_keeps_a_live_relays_sample
     services: ServiceRunner,
 ) -> None:
     api = services.command_api(COMMAND_API_WORKERS="2")
+    admin, prometheus = services.admin_headers, scraper(services)
     # A relay that cannot reach any broker: it counts its failed attempts.
     topic = f"t-{uuid.uuid4().hex[:8]}"
     relay = services.relay(f"127.0.0.1:{free_port()}", topic)
     for _ in range(3):
-        assert place(api.base_url).status_code == 201
+        assert place(api.base_url, admin).status_code == 201
     wait_until(
-        lambda: total(scrape(api.base_url), "relay_publish_errors_total") >= 1,
+        lambda: total(scrape(api.base_url, prometheus), "relay_publish_errors_total") >= 1,
         60,
         lambda: f"no publish error counted:\n{relay.tail()}",
     )
@@ -202,7 +215,7 @@ def test_a_restarted_command_api_starts_from_zero_and_keeps_a_live_relays_sample
     relay_dirs = {name for name in before if name.startswith("relay-")}
     assert relay_dirs <= after, "a live relay's samples were removed"
     assert len(after - before) == 1 and len(before - after) == 1, (before, after)
-    samples = scrape(api.base_url)
+    samples = scrape(api.base_url, prometheus)
     assert total(samples, "commands_total") == 0
     assert total(samples, "relay_publish_errors_total") >= 1
     assert total(samples, "relay_lag_events", topic=topic) == 3
@@ -255,26 +268,29 @@ def test_relay_lag_grows_while_the_relay_is_down_and_returns_to_zero(
     services: ServiceRunner, kafka_bootstrap: str, kafka_topic: str
 ) -> None:
     api = services.command_api(COMMAND_API_WORKERS="2")
+    admin, prometheus = services.admin_headers, scraper(services)
     relay = services.relay(kafka_bootstrap, kafka_topic, RELAY_LEASE_SECONDS="2")
     for _ in range(5):
-        assert place(api.base_url).status_code == 201
+        assert place(api.base_url, admin).status_code == 201
 
     def caught_up(published: int) -> bool:
-        samples = scrape(api.base_url)
+        samples = scrape(api.base_url, prometheus)
         return (
             total(samples, "relay_lag_events", topic=kafka_topic) == 0
             and total(samples, "relay_published_events_total") == published
         )
 
-    wait_until(lambda: caught_up(5), 60, lambda: f"never caught up: {scrape(api.base_url)}")
-    samples = scrape(api.base_url)
+    wait_until(
+        lambda: caught_up(5), 60, lambda: f"never caught up: {scrape(api.base_url, prometheus)}"
+    )
+    samples = scrape(api.base_url, prometheus)
     assert total(samples, "relay_published_position", topic=kafka_topic) == 5
     assert total(samples, "relay_batch_duration_seconds_count") >= 1
 
     relay.kill()
     for _ in range(4):
-        assert place(api.base_url).status_code == 201
-    samples = scrape(api.base_url)
+        assert place(api.base_url, admin).status_code == 201
+    samples = scrape(api.base_url, prometheus)
     assert total(samples, "relay_lag_events", topic=kafka_topic) == 4
     assert total(samples, "event_log_head_position") == 9
     # The dead relay's counts stay visible until another process of this side starts.
@@ -302,18 +318,21 @@ def system(tmp_path: Path, kafka_bootstrap: str, kafka_topic: str) -> Iterator[O
 def test_query_metrics_match_the_log_and_count_parked_and_duplicate_messages(
     system: OrderSystem,
 ) -> None:
-    workload = Workload(lambda: system.command_api.base_url, orders=30)
+    workload = Workload(
+        lambda: system.command_api.base_url, orders=30, headers=system.admin_headers
+    )
     workload.run(threads=4)
     system.wait_converged()
     log = system.event_log()
     query = system.query_api.base_url
+    prometheus = scraper(system.runner)
 
     def projected_everything() -> Samples | None:
-        samples = scrape(query)
+        samples = scrape(query, prometheus)
         done = total(samples, "projector_events_applied_total") == len(log)
         return samples if done and total(samples, "projector_total_lag_events") == 0 else None
 
-    samples = wait_until(projected_everything, 30, lambda: str(scrape(query)))
+    samples = wait_until(projected_everything, 30, lambda: str(scrape(query, prometheus)))
     assert by_label(samples, "projector_events_applied_total", "type") == dict(
         Counter(e.type for e in log)
     )
@@ -335,21 +354,22 @@ def test_query_metrics_match_the_log_and_count_parked_and_duplicate_messages(
     )
 
     def parked_and_skipped() -> Samples | None:
-        samples = scrape(query)
+        samples = scrape(query, prometheus)
         counted = (
             total(samples, "projector_events_parked_total") == 1
             and total(samples, "projector_events_duplicate_total") >= 1
         )
         return samples if counted and total(samples, "projector_total_lag_events") == 0 else None
 
-    samples = wait_until(parked_and_skipped, 30, lambda: str(scrape(query)))
+    samples = wait_until(parked_and_skipped, 30, lambda: str(scrape(query, prometheus)))
     assert total(samples, "read_model_parked_events") == 1
     assert total(samples, "projector_events_applied_total") == len(log)
 
     # The query API's own traffic, by route, not counting the scrapes.
     order_id = next(e.stream_id for e in log if e.type == "OrderPlaced")
-    assert requests.get(f"{query}/orders/{order_id}", timeout=10).status_code == 200
-    samples = scrape(query)
+    read = requests.get(f"{query}/orders/{order_id}", headers=system.admin_headers, timeout=10)
+    assert read.status_code == 200
+    samples = scrape(query, prometheus)
     assert total(samples, "http_requests_total", endpoint="queries.get_order", status="200") >= 1
     assert "metrics" not in str(samples.get("http_requests_total"))
 
@@ -371,9 +391,10 @@ def test_query_metrics_say_kafka_is_down_instead_of_making_up_a_lag(tmp_path: Pa
             # One worker: each remembers its own last failed read.
             QUERY_API_WORKERS="1",
         )
+        prometheus = scraper(runner)
         for _ in range(2):
             started = time.monotonic()
-            samples = scrape(query.base_url)
+            samples = scrape(query.base_url, prometheus)
             took = time.monotonic() - started
             assert total(samples, "kafka_up") == 0
             assert "projector_lag_events" not in samples

@@ -21,7 +21,15 @@ from command_service.domain import account as acc
 from command_service.domain import order as ord_
 from command_service.domain.errors import DomainError
 from query_service.read_model.tables import account_statement, accounts
+from shared.contract.principal import (
+    ACCOUNTS_DEPOSIT,
+    ADMIN,
+    ORDERS_FULFIL,
+    ORDERS_WRITE,
+    Principal,
+)
 from shared.infra.db import create_database_engine
+from shared.infra.dev_keys import DEV_ISSUER
 from tests.integration.query_support import new_read_model, project_directly
 from tests.support.reference_model import ExpectedViews
 
@@ -35,32 +43,45 @@ steps = st.lists(
 )
 openings = st.tuples(*(st.sampled_from([None, 0, 300, 600]) for _ in CUSTOMERS))
 
+# Who does what, as in production: each customer its own orders, the payment gateway the
+# deposits, the warehouse the shipping, staff (admin) opening accounts with a first deposit.
+GATEWAY = CommandContext(principal=Principal("gateway", DEV_ISSUER, frozenset({ACCOUNTS_DEPOSIT})))
+WAREHOUSE = CommandContext(principal=Principal("warehouse", DEV_ISSUER, frozenset({ORDERS_FULFIL})))
+STAFF = CommandContext(principal=Principal("staff", DEV_ISSUER, frozenset({ADMIN})))
+
+
+def as_customer(customer_id: str) -> CommandContext:
+    scopes = frozenset({ORDERS_WRITE})
+    return CommandContext(
+        principal=Principal(f"user-{customer_id}", DEV_ISSUER, scopes, customer_id)
+    )
+
 
 def run(history: list[tuple[str, int, int]], opened: tuple[int | None, ...], folder: Path) -> None:
     store = EventStore(create_database_engine(f"sqlite:///{folder / 'events.db'}"))
     store.create_schema()
     orders, accounts_service = OrderService(store), AccountService(store)
-    ctx = CommandContext
     for customer, deposit in zip(CUSTOMERS, opened, strict=True):
         if deposit is not None:
-            accounts_service.open_account(acc.OpenAccount(customer, deposit), ctx())
+            accounts_service.open_account(acc.OpenAccount(customer, deposit), STAFF)
     for kind, n, cents in history:
         customer, order_id = CUSTOMERS[n % len(CUSTOMERS)], f"o-{n}"
+        own = as_customer(customer)
         # A refused command writes nothing; the fold below would notice if it had.
         with contextlib.suppress(DomainError):
             if kind == "open":
-                accounts_service.open_account(acc.OpenAccount(customer, cents), ctx())
+                accounts_service.open_account(acc.OpenAccount(customer, cents), STAFF)
             elif kind == "deposit":
-                accounts_service.deposit(acc.DepositFunds(customer, cents), ctx())
+                accounts_service.deposit(acc.DepositFunds(customer, cents), GATEWAY)
             elif kind == "place":
                 line = ord_.OrderLine("p-1", 1, cents)
-                orders.place_order(ord_.PlaceOrder(order_id, customer, (line,)), ctx())
+                orders.place_order(ord_.PlaceOrder(order_id, customer, (line,)), own)
             elif kind == "cancel":
-                orders.cancel_order(ord_.CancelOrder(order_id), None, ctx())
+                orders.cancel_order(ord_.CancelOrder(order_id), None, own)
             else:
                 target = {"pay": "PAID", "ship": "SHIPPED"}[kind]
                 command = ord_.ChangeOrderStatus(order_id, ord_.OrderStatus(target))
-                orders.change_status(command, None, ctx())
+                orders.change_status(command, None, own if kind == "pay" else WAREHOUSE)
 
     log = store.read_all(0, 10_000)
     store.engine.dispose()

@@ -16,6 +16,7 @@ from command_service.http.app import create_app
 from query_service.read_model.tables import orders
 from shared.infra.config import Settings
 from tests.integration.query_support import new_read_model, project_directly
+from tests.support.auth import bearer
 
 
 def write_v1_order(store: EventStore, order_id: str) -> None:
@@ -49,8 +50,9 @@ def write_v1_order(store: EventStore, order_id: str) -> None:
 
 
 def test_old_orders_load_pay_and_project(tmp_path: Path) -> None:
-    app = create_app(Settings.from_env({"DATA_DIR": str(tmp_path)}))
+    app = create_app(Settings.from_env({"DATA_DIR": str(tmp_path), "AUTH_MODE": "dev"}))
     client: FlaskClient = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = bearer(tmp_path)["Authorization"]
     store: EventStore = app.extensions["event_store"]
     write_v1_order(store, "old-1")
 

@@ -11,7 +11,7 @@ from command_service.adapters.event_store import EventStore
 from command_service.application.accounts import AccountService
 from command_service.application.commands import CommandContext
 from command_service.application.orders import OrderService, VersionConflict
-from command_service.domain.account import OpenAccount
+from command_service.domain.account import DepositFunds, OpenAccount
 from command_service.domain.errors import InvalidTransition
 from command_service.domain.order import (
     ChangeOrderStatus,
@@ -19,7 +19,17 @@ from command_service.domain.order import (
     OrderStatus,
     PlaceOrder,
 )
+from shared.contract.principal import ACCOUNTS_DEPOSIT, ACCOUNTS_WRITE, ORDERS_WRITE, Principal
 from shared.infra.db import create_database_engine
+from shared.infra.dev_keys import DEV_ISSUER
+
+# Customer c-1's own token: it opens its account, places and pays its orders.
+C1 = Principal("user-c-1", DEV_ISSUER, frozenset({ORDERS_WRITE, ACCOUNTS_WRITE}), "c-1")
+GATEWAY = Principal("payment-gateway", DEV_ISSUER, frozenset({ACCOUNTS_DEPOSIT}))
+
+
+def as_c1() -> CommandContext:
+    return CommandContext(principal=C1)
 
 
 @pytest.fixture
@@ -27,7 +37,9 @@ def service(tmp_path: Path) -> OrderService:
     store = EventStore(create_database_engine(f"sqlite:///{tmp_path / 'events.db'}"))
     store.create_schema()
     # c-1 can pay for every order these tests place.
-    AccountService(store).open_account(OpenAccount("c-1", 1_000_000), CommandContext())
+    accounts = AccountService(store)
+    accounts.open_account(OpenAccount("c-1"), as_c1())
+    accounts.deposit(DepositFunds("c-1", 1_000_000), CommandContext(principal=GATEWAY))
     return OrderService(store, retry_attempts=20)
 
 
@@ -59,9 +71,9 @@ def run_concurrently(count: int, action: object) -> list[str]:
 def test_concurrent_identical_status_changes_one_wins_rest_are_real_conflicts(
     service: OrderService,
 ) -> None:
-    service.place_order(PlaceOrder("o-1", "c-1", (OrderLine("p", 1, 100),)), CommandContext())
+    service.place_order(PlaceOrder("o-1", "c-1", (OrderLine("p", 1, 100),)), as_c1())
     command = ChangeOrderStatus("o-1", OrderStatus.PAID)
-    outcomes = run_concurrently(8, lambda: service.change_status(command, None, CommandContext()))
+    outcomes = run_concurrently(8, lambda: service.change_status(command, None, as_c1()))
     # Without an expected version a clash is retried, so the losers see the real reason:
     # the order is already PAID.
     assert outcomes == ["invalid-transition"] * 7 + ["ok"]
@@ -71,9 +83,9 @@ def test_concurrent_identical_status_changes_one_wins_rest_are_real_conflicts(
 def test_concurrent_changes_with_expected_version_one_wins_rest_409(
     service: OrderService,
 ) -> None:
-    service.place_order(PlaceOrder("o-1", "c-1", (OrderLine("p", 1, 100),)), CommandContext())
+    service.place_order(PlaceOrder("o-1", "c-1", (OrderLine("p", 1, 100),)), as_c1())
     command = ChangeOrderStatus("o-1", OrderStatus.PAID)
-    outcomes = run_concurrently(8, lambda: service.change_status(command, 1, CommandContext()))
+    outcomes = run_concurrently(8, lambda: service.change_status(command, 1, as_c1()))
     # With one, the client asked for version 1 and gets a 409 once someone else moved it on.
     assert outcomes == ["ok"] + ["version-conflict"] * 7
     assert [e.version for e in service.order_events("o-1")] == [1, 2]
@@ -84,7 +96,7 @@ def test_concurrent_identical_placements_are_one_order(service: OrderService) ->
     results: list[tuple[int, int]] = []
 
     def place() -> None:
-        result = service.place_order(command, CommandContext())
+        result = service.place_order(command, as_c1())
         results.append((result.version, result.position))
 
     assert run_concurrently(8, place) == ["ok"] * 8

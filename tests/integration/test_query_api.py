@@ -29,8 +29,8 @@ from tests.integration.query_support import (
 
 
 @pytest.fixture(scope="module")
-def client(filled: Engine) -> FlaskClient:
-    return api_client(filled)
+def client(filled: Engine, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
+    return api_client(filled, tmp_path_factory.mktemp("auth"))
 
 
 def test_orders_are_listed_newest_first_with_a_cursor(client: FlaskClient) -> None:

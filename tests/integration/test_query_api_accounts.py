@@ -16,14 +16,18 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
-from query_service.http.app import create_app
 from shared.contract.envelope import format_timestamp
-from tests.integration.query_api_support import api_client, cursor_of, get
+from tests.integration.query_api_support import (
+    api_client,
+    authed_settings,
+    cursor_of,
+    get,
+    query_client,
+)
 from tests.integration.query_support import (
     OrderEventLog,
     new_read_model,
     project_directly,
-    query_settings,
 )
 
 BUSY_DEPOSITS = 120
@@ -97,8 +101,8 @@ def read_model_log() -> OrderEventLog:
 
 
 @pytest.fixture(scope="module")
-def client(filled: Engine) -> FlaskClient:
-    return api_client(filled)
+def client(filled: Engine, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
+    return api_client(filled, tmp_path_factory.mktemp("auth"))
 
 
 def walk_statement(client: FlaskClient, url: str) -> list[dict[str, Any]]:
@@ -278,8 +282,8 @@ def small(tmp_path: Path) -> Iterator[tuple[FlaskClient, Engine, OrderEventLog]]
     url = f"sqlite:///{tmp_path / 'read.db'}"
     engine = new_read_model(url)
     project_directly(engine, log.envelopes)
-    app = create_app(query_settings(url, read_your_writes_max_wait_ms=5000))
-    yield app.test_client(), engine, log
+    client = query_client(authed_settings(url, tmp_path, read_your_writes_max_wait_ms=5000))
+    yield client, engine, log
     engine.dispose()
 
 
@@ -310,7 +314,7 @@ def test_min_version_not_reached_in_time_answers_the_current_state(tmp_path: Pat
     log = OrderEventLog()
     log.open_account("c-1")
     project_directly(new_read_model(url), log.envelopes)
-    client = create_app(query_settings(url, read_your_writes_max_wait_ms=100)).test_client()
+    client = query_client(authed_settings(url, tmp_path, read_your_writes_max_wait_ms=100))
 
     response = client.get("/accounts/c-1?min_version=5")
     assert response.status_code == 200

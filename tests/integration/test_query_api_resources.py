@@ -13,7 +13,6 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from query_service.http.app import create_app
 from shared.contract.envelope import format_timestamp
 from tests.integration.query_api_support import (
     FINAL,
@@ -21,7 +20,9 @@ from tests.integration.query_api_support import (
     NEWEST_FIRST,
     PLACED,
     api_client,
+    authed_settings,
     get,
+    query_client,
     status_of,
     walk,
 )
@@ -31,14 +32,13 @@ from tests.integration.query_support import (
     new_read_model,
     produce,
     project_directly,
-    query_settings,
     wait_consumed,
 )
 
 
 @pytest.fixture(scope="module")
-def client(filled: Engine) -> FlaskClient:
-    return api_client(filled)
+def client(filled: Engine, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
+    return api_client(filled, tmp_path_factory.mktemp("auth"))
 
 
 def test_an_order_with_lines_amounts_and_version(client: FlaskClient) -> None:
@@ -117,10 +117,12 @@ def test_product_sales_exclude_cancelled_orders(client: FlaskClient) -> None:
     assert [p["product_id"] for p in top["products"]] == by_amount
 
 
-def test_health_and_readiness_say_when_kafka_is_unreachable(client: FlaskClient) -> None:
+def test_health_readiness_and_projector_status_say_when_kafka_is_unreachable(
+    client: FlaskClient,
+) -> None:
     assert get(client, "/healthz") == {"status": "ok"}
-    body = get(client, "/readyz")
-    assert body["status"] == "ready" and body["database"] == "ok"
+    assert get(client, "/readyz") == {"status": "ready", "database": "ok"}
+    body = get(client, "/projector/status")
     assert body["parked_events"] == 0
     assert body["projector"]["kafka"]["reachable"] is False
     assert body["projector"]["total_lag"] is None
@@ -136,8 +138,8 @@ def small(tmp_path: Path) -> Iterator[tuple[FlaskClient, Engine, OrderEventLog]]
     url = f"sqlite:///{tmp_path / 'read.db'}"
     engine = new_read_model(url)
     project_directly(engine, log.envelopes)
-    app = create_app(query_settings(url, read_your_writes_max_wait_ms=5000))
-    yield app.test_client(), engine, log
+    client = query_client(authed_settings(url, tmp_path, read_your_writes_max_wait_ms=5000))
+    yield client, engine, log
     engine.dispose()
 
 
@@ -166,7 +168,7 @@ def test_min_version_not_reached_in_time_answers_the_current_state(tmp_path: Pat
     log = OrderEventLog()
     log.place("o-1", "c-1", [("apple", 1, 250)])
     project_directly(new_read_model(url), log.envelopes)
-    client = create_app(query_settings(url, read_your_writes_max_wait_ms=100)).test_client()
+    client = query_client(authed_settings(url, tmp_path, read_your_writes_max_wait_ms=100))
 
     response = client.get("/orders/o-1?min_version=5")
     assert response.status_code == 200
@@ -183,14 +185,14 @@ def test_a_broken_database_is_a_503_not_a_500(small: Any) -> None:
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE orders"))
         conn.execute(text("DROP TABLE projector_positions"))
-    for url in ("/orders", "/orders/o-1", "/readyz"):
+    for url in ("/orders", "/orders/o-1", "/projector/status"):
         response = client.get(url)
         assert response.status_code == 503, url
         assert response.mimetype == "application/problem+json"
 
 
 @pytest.mark.kafka
-def test_readiness_reports_positions_and_lag(
+def test_projector_status_reports_positions_and_lag(
     kafka_bootstrap: str, kafka_topic: str, tmp_path: Path
 ) -> None:
     log = OrderEventLog()
@@ -198,13 +200,13 @@ def test_readiness_reports_positions_and_lag(
         log.place(f"o-{n}", "c-1", [("apple", 1, 250)])
     url = f"sqlite:///{tmp_path / 'read.db'}"
     engine = new_read_model(url)
-    settings = query_settings(url, kafka_bootstrap, kafka_topic)
+    settings = authed_settings(url, tmp_path, bootstrap=kafka_bootstrap, topic=kafka_topic)
     sent = produce(kafka_bootstrap, kafka_topic, log.envelopes[:4])
     with ProjectorThread(settings, engine):
         wait_consumed(engine, kafka_topic, sent)
     produce(kafka_bootstrap, kafka_topic, log.envelopes[4:])  # nobody consumes these
 
-    body = get(create_app(settings).test_client(), "/readyz")
+    body = get(query_client(settings), "/projector/status")
 
     projector = body["projector"]
     assert projector["kafka"] == {"reachable": True}

@@ -19,16 +19,19 @@ from query_service.projector.command_api import CommandApiClient
 from query_service.read_model.tables import account_statement
 from query_service.read_model.views import ReadViews
 from query_service.rebuild import rebuild_read_model
+from shared.contract.principal import EVENTS_READ
 from shared.infra.db import write_transaction
+from shared.infra.dev_keys import DEV_ISSUER
 from tests.integration.query_support import new_read_model
-from tests.support.processes import HttpService
+from tests.support.auth import token
+from tests.support.processes import HttpService, ServiceRunner
 
 
-def _drive(base_url: str) -> None:
-    """Open accounts, pay an order from one, deposit, cancel the order (a refund)."""
+def _drive(base_url: str, headers: dict[str, str]) -> None:
+    """Open accounts, pay an order from one, deposit, cancel the order (a refund), as admin."""
 
     def call(method: str, path: str, body: dict[str, Any], status: int) -> None:
-        response = requests.request(method, base_url + path, json=body, timeout=10)
+        response = requests.request(method, base_url + path, json=body, headers=headers, timeout=10)
         assert response.status_code == status, response.text
 
     call("POST", "/accounts", {"customer_id": "c-1", "initial_deposit_cents": 10_000}, 201)
@@ -41,10 +44,11 @@ def _drive(base_url: str) -> None:
 
 
 def test_account_events_of_the_command_api_repair_gaps_and_rebuild(
-    command_api: HttpService, tmp_path: Path
+    services: ServiceRunner, command_api: HttpService, tmp_path: Path
 ) -> None:
-    _drive(command_api.base_url)
-    source = CommandApiClient(command_api.base_url)
+    _drive(command_api.base_url, services.admin_headers)
+    reader = token(services.workdir, "query-test", [EVENTS_READ])
+    source = CommandApiClient(command_api.base_url, token=lambda: reader)
 
     events = [parse_raw(raw) for raw in source.account_events("c-1")]
     assert [type(e).__name__ for e in events] == [
@@ -81,3 +85,8 @@ def test_account_events_of_the_command_api_repair_gaps_and_rebuild(
     customer = ReadViews(rebuilt).customer("c-2")
     assert customer is not None and customer.summary is None
     assert customer.account is not None and customer.account["balance_cents"] == 0
+
+    # The command side records who acted in each event's metadata; the history carries it.
+    history = ReadViews(rebuilt).history("o-1")
+    by = [(h["by_sub"], h["by_iss"], h["by_customer_id"], h["by_client_id"]) for h in history]
+    assert by == [("test-admin", DEV_ISSUER, None, None)] * 3

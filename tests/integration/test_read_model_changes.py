@@ -1,15 +1,24 @@
 """VersionWaits on a real SQLite file: waiters wake on another connection's commit, and all of
-them are served by one read per commit."""
+them are served by one read per commit; the cap on waiters, and rows the caller may not see."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import Connection, Engine, text
 
-from query_service.read_model.changes import VersionWaits
+from query_service.read_model.changes import (
+    RowWait,
+    TooManyWaiters,
+    VersionWaits,
+    WaiterSlots,
+    wait_for_version,
+)
 from shared.infra.db import create_database_engine
 
 
@@ -118,4 +127,56 @@ def test_the_watcher_thread_stops_when_nobody_waits(tmp_path: Path) -> None:
         assert not watcher.is_alive()
     _project(engine, "o-1", 1)
     assert waits.wait("o-1", 1, max_wait_s=0.05)
+    engine.dispose()
+
+
+# --- the cap on waiters, and rows the caller may not see -----------------------------------
+
+
+def test_waiter_slots_refuse_beyond_their_size_and_free_on_leaving() -> None:
+    slots = WaiterSlots(2)
+    with slots.hold(), slots.hold():
+        assert slots.taken == 2
+        with pytest.raises(TooManyWaiters), slots.hold():
+            pass
+        assert slots.taken == 2  # the refused one took nothing
+    assert slots.taken == 0
+    with slots.hold(), slots.hold():  # both were given back
+        pass
+
+
+def _waiting(
+    engine: Engine, slots: WaiterSlots, row: dict[str, Any] | None, max_wait_s: float
+) -> tuple[tuple[dict[str, Any] | None, bool], float]:
+    """wait_for_version for a caller who sees c-1's rows: (its answer, seconds it took)."""
+    waits = VersionWaits(engine, CountingReader())
+    wanted = RowWait("o-1", 2, max_wait_s, visible=lambda customer_id: customer_id == "c-1")
+    started = time.monotonic()
+    found = wait_for_version(waits, slots, wanted, lambda: row, lambda found: found)
+    return found, time.monotonic() - started
+
+
+def test_a_row_already_there_is_answered_without_a_slot(tmp_path: Path) -> None:
+    engine = _engine(tmp_path / "read.db")
+    row = {"customer_id": "c-1", "version": 2}
+    full = WaiterSlots(1)
+    with full.hold():
+        assert _waiting(engine, full, row, 5)[0] == (row, True)
+        with pytest.raises(TooManyWaiters):
+            _waiting(engine, full, {"customer_id": "c-1", "version": 1}, 5)
+    engine.dispose()
+
+
+def test_a_row_the_caller_may_not_see_answers_as_missing_after_the_whole_wait(
+    tmp_path: Path,
+) -> None:
+    engine = _engine(tmp_path / "read.db")
+    _project(engine, "o-1", 2)  # there, at the version, but another customer's
+    others = {"customer_id": "c-2", "version": 2}
+
+    hidden, hidden_s = _waiting(engine, WaiterSlots(1), others, 0.3)
+    missing, missing_s = _waiting(engine, WaiterSlots(1), None, 0.3)
+
+    assert hidden == missing == (None, False)
+    assert hidden_s >= 0.3 and missing_s >= 0.3
     engine.dispose()

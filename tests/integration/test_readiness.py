@@ -17,6 +17,7 @@ import shared.infra.db
 from command_service.http.app import create_app
 from shared.infra.config import Settings
 from tests.integration.test_command_api import order_body
+from tests.support.auth import bearer
 from tests.support.faults import SmallDisk, small_disk_or_skip, sqlite_path
 
 PROBLEM_TYPE = "urn:event-sourced-orders:problem:"
@@ -41,6 +42,13 @@ def write_lock_held(database: Path) -> Iterator[None]:
         other.close()
 
 
+def authorized_client(app: Flask, data_dir: Path) -> FlaskClient:
+    """A test client of `app` sending an admin token the app accepts."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = bearer(data_dir)["Authorization"]
+    return client
+
+
 def place(client: FlaskClient, order_id: str) -> int:
     return client.post("/orders", json=order_body(order_id)).status_code
 
@@ -48,7 +56,7 @@ def place(client: FlaskClient, order_id: str) -> int:
 def test_a_refused_write_is_a_logged_503_and_unready_until_writes_work(
     impatient_app: Flask, command_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = impatient_app.test_client()
+    client = authorized_client(impatient_app, command_settings.data_dir)
     database = sqlite_path(command_settings.event_store_url)
     assert place(client, "o-1") == 201
     with write_lock_held(database):
@@ -74,12 +82,19 @@ def test_a_refused_write_is_a_logged_503_and_unready_until_writes_work(
         assert vars(record)["cause"] == "OperationalError('database is locked')"
         assert vars(record)["path"] == "/orders"
 
-        unready = client.get("/readyz")
+        # /readyz is public: it says what is wrong, while the cause goes only to the log.
+        with caplog.at_level(logging.WARNING, logger="command_service.app"):
+            unready = client.get("/readyz")
         assert unready.status_code == 503
         assert unready.get_json()["type"] == PROBLEM_TYPE + "not-ready"
-        assert unready.get_json()["detail"] == "Event log refuses writes: database is locked"
-    assert client.get("/readyz").get_json() == {"status": "ready", "head_position": 1}
+        assert unready.get_json()["detail"] == "Event log refuses writes."
+        assert "database is locked" not in unready.get_data(as_text=True)
+        [not_ready] = [r for r in caplog.records if r.getMessage().startswith("not ready")]
+        assert not_ready.getMessage() == "not ready: event log refuses writes"
+        assert vars(not_ready)["cause"] == "database is locked"
+    assert client.get("/readyz").get_json() == {"status": "ready"}
     assert client.get("/readyz").status_code == 200
+    assert client.get("/events/head").get_json() == {"head_position": 1}
     assert place(client, "o-2") == 201
 
 
@@ -90,23 +105,30 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
         yield disk
 
 
-def test_readiness_follows_a_full_disk(tmp_path: Path, small_disk: SmallDisk) -> None:
+def test_readiness_follows_a_full_disk(
+    tmp_path: Path, small_disk: SmallDisk, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = Settings.from_env(
         {
             "DATA_DIR": str(tmp_path / "data"),
             "EVENT_STORE_URL": f"sqlite:///{small_disk.path / 'events.db'}",
+            "AUTH_MODE": "dev",
         }
     )
-    client = create_app(settings).test_client()
+    client = authorized_client(create_app(settings), settings.data_dir)
     assert place(client, "o-1") == 201
     small_disk.fill()
     try:
         # The WAL's last block may still take a commit or two before one needs a new block.
         answers = [place(client, f"o-{n}") for n in range(2, 12)]
         assert 503 in answers, answers
-        unready = client.get("/readyz")
+        with caplog.at_level(logging.WARNING, logger="command_service.app"):
+            unready = client.get("/readyz")
         assert unready.status_code == 503
-        assert unready.get_json()["detail"] == "Event log refuses writes: database or disk is full"
+        assert unready.get_json()["detail"] == "Event log refuses writes."
+        assert "disk is full" not in unready.get_data(as_text=True)
+        [not_ready] = [r for r in caplog.records if r.getMessage().startswith("not ready")]
+        assert vars(not_ready)["cause"] == "database or disk is full"
         assert client.get("/orders/o-1").status_code == 200  # reads need no space
     finally:
         small_disk.empty()

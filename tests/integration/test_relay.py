@@ -25,13 +25,18 @@ from command_service.adapters.event_store import EventStore, NewEvent, StreamApp
 from command_service.outbox.lease import LeaseHeartbeat, LeaseLost, RelayLease
 from command_service.outbox.relay import Relay, create_relay_engine
 from shared.contract.envelope import EventEnvelope
+from shared.contract.principal import ACCOUNTS_DEPOSIT, ACCOUNTS_WRITE, ORDERS_FULFIL, ORDERS_WRITE
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
 from shared.infra.kafka import create_consumer, ensure_topic
+from tests.support.auth import bearer
 from tests.support.processes import HttpService, ServiceRunner, wait_until
 
 SOURCE = "urn:test:relay"
 LINES = [{"product_id": "p-1", "quantity": 2, "unit_price": "12.50"}]
+CUSTOMER_SUB = "user-c-1"
+WAREHOUSE_SUB = "warehouse"
+GATEWAY_SUB = "payment-gateway"
 
 
 # --- reading the topic ---------------------------------------------------------------------
@@ -150,29 +155,43 @@ def assert_streams_in_order(records: Sequence[Received], log: Sequence[EventEnve
 
 
 class Orders:
-    """A tiny command API client (one per thread: requests sessions are not thread-safe)."""
+    """A tiny command API client (one per thread: requests sessions are not thread-safe).
+
+    Customer c-1's own token places, pays and cancels; the warehouse's ships and delivers.
+    """
 
     def __init__(self, api: HttpService) -> None:
         self.base_url = api.base_url
         self.session = requests.Session()
-        # c-1 pays for every order; opening again with the same request is a safe retry.
-        account = {"customer_id": "c-1", "initial_deposit": "1000000.00"}
-        self._call("post", "/accounts", 201, json=account)
+        data_dir = Path(api.env["DATA_DIR"])
+        self.customer = bearer(data_dir, CUSTOMER_SUB, [ORDERS_WRITE, ACCOUNTS_WRITE], "c-1")
+        self.warehouse = bearer(data_dir, WAREHOUSE_SUB, [ORDERS_FULFIL])
+        gateway = bearer(data_dir, GATEWAY_SUB, [ACCOUNTS_DEPOSIT])
+        # c-1 pays for every order. Opening again with the same request, and depositing again
+        # with the same deposit_id, are safe retries: every thread's client does both.
+        self._call("post", "/accounts", 201, self.customer, json={"customer_id": "c-1"})
+        deposit = {"amount": "1000000.00", "deposit_id": "funds"}
+        self._call("post", "/accounts/c-1/deposits", 200, gateway, json=deposit)
 
     def place(self, order_id: str, correlation_id: str | None = None) -> dict[str, Any]:
         headers = {"X-Correlation-ID": correlation_id} if correlation_id else {}
         body = {"order_id": order_id, "customer_id": "c-1", "lines": LINES}
-        return self._call("post", "/orders", 201, json=body, headers=headers)
+        return self._call("post", "/orders", 201, {**self.customer, **headers}, json=body)
 
     def change_status(self, order_id: str, status: str) -> dict[str, Any]:
         body = {"status": status}
-        return self._call("post", f"/orders/{order_id}/status", 200, json=body)
+        caller = self.customer if status == "PAID" else self.warehouse
+        return self._call("post", f"/orders/{order_id}/status", 200, caller, json=body)
 
     def cancel(self, order_id: str) -> dict[str, Any]:
-        return self._call("delete", f"/orders/{order_id}", 200)
+        return self._call("delete", f"/orders/{order_id}", 200, self.customer)
 
-    def _call(self, method: str, path: str, status: int, **kwargs: Any) -> dict[str, Any]:
-        response = self.session.request(method, self.base_url + path, timeout=30, **kwargs)
+    def _call(
+        self, method: str, path: str, status: int, headers: dict[str, str], **kwargs: Any
+    ) -> dict[str, Any]:
+        response = self.session.request(
+            method, self.base_url + path, timeout=30, headers=headers, **kwargs
+        )
         assert response.status_code == status, response.text
         body: dict[str, Any] = response.json()
         return body
@@ -226,6 +245,12 @@ def append_backlog(store: EventStore, streams: int, events_per_stream: int) -> N
             for i in range(start, min(start + 100, streams))
         ]
         store.append_streams(appends)
+
+
+def auth_context(record: Received) -> tuple[str, str | None]:
+    """The CloudEvents auth context headers of a message: (ce_authtype, ce_authid or None)."""
+    authid = record.headers.get("ce_authid")
+    return record.headers["ce_authtype"].decode(), authid.decode() if authid else None
 
 
 def whole_log(store: EventStore) -> list[EventEnvelope]:
@@ -303,6 +328,8 @@ def test_messages_are_cloudevents_in_binary_mode(
     orders.place("ce-1", correlation_id="corr-ce-1")
     orders.change_status("ce-1", "PAID")
     orders.cancel("ce-1")
+    # An event from before authentication: its metadata names no principal.
+    event_log.append("old-1", 0, [NewEvent("OrderPlaced", {"n": 1}, {"correlation_id": "x"})])
 
     log = whole_log(event_log)
     all_records = topic_reader.wait_for(log)
@@ -314,6 +341,16 @@ def test_messages_are_cloudevents_in_binary_mode(
         "AccountDebited",
         "AccountCredited",
     ]
+    # The auth context extension: the customer is an app user, the gateway a service account.
+    assert [auth_context(r) for r in account_records] == [
+        ("app_user", CUSTOMER_SUB),
+        ("service_account", GATEWAY_SUB),
+        ("app_user", CUSTOMER_SUB),
+        ("app_user", CUSTOMER_SUB),
+    ]
+    [old] = [r for r in all_records if r.key == "old-1"]
+    assert auth_context(old) == ("unknown", None)
+    assert "ce_authid" not in old.headers
     records = [r for r in all_records if r.key == "ce-1"]
     assert len(records) == 3
     order_log = [e for e in log if e.stream_id == "ce-1"]
@@ -329,6 +366,8 @@ def test_messages_are_cloudevents_in_binary_mode(
         assert event.get_datacontenttype() == "application/json"
         assert event.get_data() == stored.to_dict()
         assert event.get_extension("partitionkey") == "ce-1"
+        assert event.get_extension("authtype") == "app_user"
+        assert event.get_extension("authid") == CUSTOMER_SUB == stored.metadata["principal"]["sub"]
         assert record.headers["correlation_id"] == stored.metadata["correlation_id"].encode()
     assert records[0].headers["correlation_id"] == b"corr-ce-1"
     assert [r.envelope.type for r in records] == [

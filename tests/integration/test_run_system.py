@@ -34,6 +34,7 @@ ORDER = {
 }
 # Generous: under a loaded CI machine four Python services and gunicorn workers start slowly.
 SYSTEM_UP_TIMEOUT_S = 90
+ADMIN_TOKEN_LINE = "admin token (scope admin, 12 h): "
 EXIT_TIMEOUT_S = 30
 
 
@@ -110,13 +111,21 @@ def _process_group_alive(pgid: int) -> bool:
 def system_env(kafka_bootstrap: str, kafka_topic: str, tmp_path: Path) -> dict[str, str]:
     """An environment for run_system.py: the suite's broker, a fresh topic, free ports."""
     env = dict(os.environ)
-    # Nothing inherited may point this run at another database or command API.
+    # Nothing inherited may point this run at another database, command API or identity
+    # provider: the run's own default, AUTH_MODE=dev with a key in DATA_DIR, is under test.
     for name in (
         "EVENT_STORE_URL",
         "READ_MODEL_URL",
         "COMMAND_API_URL",
         "COMMAND_API_HOST",
         "QUERY_API_HOST",
+        "COMMAND_API_TOKEN_FILE",
+        "AUTH_MODE",
+        "AUTH_ISSUER",
+        "AUTH_AUDIENCE",
+        "AUTH_JWKS_URL",
+        "AUTH_PUBLIC_KEY_FILE",
+        "AUTH_ALGORITHMS",
     ):
         env.pop(name, None)
     env.update(
@@ -174,10 +183,16 @@ def test_runs_an_order_through_both_sides_and_stops_cleanly_on_ctrl_c(
     supervisor.wait_for_line("system up", SYSTEM_UP_TIMEOUT_S)
     pids = supervisor.child_pids()
     assert set(pids) == set(SERVICES), supervisor.output()
+    # The run says where the admin token it minted is; its services require a token.
+    token_line = supervisor.wait_for_line(ADMIN_TOKEN_LINE, 1)
+    token_path = Path(token_line.removeprefix(ADMIN_TOKEN_LINE))
+    assert token_path == Path(system_env["DATA_DIR"]) / "auth" / "admin.token"
+    admin = {"Authorization": f"Bearer {token_path.read_text().strip()}"}
+    command_url = _api_url(system_env, "COMMAND_API_PORT")
+    refused = requests.post(f"{command_url}/orders", json=ORDER, timeout=10)
+    assert refused.status_code == 401, refused.text
 
-    placed = requests.post(
-        f"{_api_url(system_env, 'COMMAND_API_PORT')}/orders", json=ORDER, timeout=10
-    )
+    placed = requests.post(f"{command_url}/orders", json=ORDER, headers=admin, timeout=10)
     assert placed.status_code == 201, placed.text
     order_id, version = placed.json()["order_id"], placed.json()["version"]
     assert version >= 1
@@ -187,6 +202,7 @@ def test_runs_an_order_through_both_sides_and_stops_cleanly_on_ctrl_c(
         response = requests.get(
             f"{_api_url(system_env, 'QUERY_API_PORT')}/orders/{order_id}",
             params={"min_version": version},
+            headers=admin,
             timeout=10,
         )
         return response if response.status_code == 200 else None
@@ -234,5 +250,8 @@ def test_refuses_to_start_when_an_api_port_already_answers(
 def test_the_projector_reaches_the_command_api_on_its_configured_port() -> None:
     assert service_env({"COMMAND_API_PORT": "9101"})["COMMAND_API_URL"] == ("http://127.0.0.1:9101")
     assert service_env({})["COMMAND_API_URL"] == "http://127.0.0.1:8001"
+    # The services run on local dev keys unless told to verify an identity provider's tokens.
+    assert service_env({})["AUTH_MODE"] == "dev"
+    assert service_env({"AUTH_MODE": "jwt"})["AUTH_MODE"] == "jwt"
     given = {"COMMAND_API_PORT": "9101", "COMMAND_API_URL": "http://orders.internal:80"}
     assert service_env(given)["COMMAND_API_URL"] == "http://orders.internal:80"

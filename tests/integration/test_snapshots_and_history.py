@@ -18,11 +18,17 @@ from command_service.application.commands import CommandContext
 from command_service.domain import account as acc
 from command_service.http.app import create_app
 from shared.contract.envelope import format_timestamp, parse_timestamp
+from shared.contract.principal import ACCOUNTS_DEPOSIT, ACCOUNTS_WRITE, READ_OWN, Principal
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
+from shared.infra.dev_keys import DEV_ISSUER
 from tests.integration.test_command_api import assert_problem, order_body
+from tests.support.auth import bearer
 
 EVERY = 10
+# The customer opens and reads its own account; the payment gateway deposits into it.
+CUSTOMER = Principal("user-c-1", DEV_ISSUER, frozenset({ACCOUNTS_WRITE, READ_OWN}), "c-1")
+GATEWAY = Principal("gateway", DEV_ISSUER, frozenset({ACCOUNTS_DEPOSIT}))
 
 
 @pytest.fixture
@@ -35,9 +41,9 @@ def store(tmp_path: Path) -> Iterator[EventStore]:
 
 
 def deposits(service: AccountService, count: int) -> None:
-    service.open_account(acc.OpenAccount("c-1"), CommandContext())
+    service.open_account(acc.OpenAccount("c-1"), CommandContext(principal=CUSTOMER))
     for n in range(count):
-        service.deposit(acc.DepositFunds("c-1", 100 + n), CommandContext())
+        service.deposit(acc.DepositFunds("c-1", 100 + n), CommandContext(principal=GATEWAY))
 
 
 def snapshot_version(store: EventStore) -> int | None:
@@ -49,8 +55,8 @@ def test_a_snapshot_is_taken_every_n_events_and_load_uses_it(store: EventStore) 
     service = AccountService(store, snapshot_every=EVERY)
     deposits(service, 24)  # versions 1..25
     assert snapshot_version(store) == 20
-    with_snapshot = service.account_state("c-1")
-    without = AccountService(store, snapshot_every=0).account_state("c-1")
+    with_snapshot = service.account_state("c-1", CUSTOMER)
+    without = AccountService(store, snapshot_every=0).account_state("c-1", CUSTOMER)
     assert with_snapshot == without
     assert with_snapshot.version == 25
     assert with_snapshot.balance_cents == sum(100 + n for n in range(24))
@@ -64,7 +70,8 @@ def test_load_reads_only_the_events_after_the_snapshot(store: EventStore) -> Non
         snapshot = conn.execute(select(snapshots_table.c.state)).scalar_one()
         snapshot["balance_cents"] += 1_000_000
         conn.execute(update(snapshots_table).values(state=snapshot))
-    assert service.account_state("c-1").balance_cents == 1_000_000 + sum(100 + n for n in range(24))
+    tampered = service.account_state("c-1", CUSTOMER).balance_cents
+    assert tampered == 1_000_000 + sum(100 + n for n in range(24))
 
 
 def test_a_snapshot_in_an_old_format_is_ignored(store: EventStore) -> None:
@@ -72,13 +79,13 @@ def test_a_snapshot_in_an_old_format_is_ignored(store: EventStore) -> None:
     deposits(service, 12)
     with store.engine.begin() as conn:
         conn.execute(update(snapshots_table).values(state_format="account/0", state={"x": 1}))
-    assert service.account_state("c-1").balance_cents == sum(100 + n for n in range(12))
+    assert service.account_state("c-1", CUSTOMER).balance_cents == sum(100 + n for n in range(12))
 
 
 def test_an_older_snapshot_never_replaces_a_newer_one(store: EventStore) -> None:
     service = AccountService(store, snapshot_every=EVERY)
     deposits(service, 24)
-    state = service.account_state("c-1")
+    state = service.account_state("c-1", CUSTOMER)
     older = service.accounts.codec.to_json(state) | {"version": 10}
     store.save_snapshot(Snapshot("account:c-1", 10, "account/1", older))
     assert snapshot_version(store) == 20
@@ -89,8 +96,11 @@ def test_an_older_snapshot_never_replaces_a_newer_one(store: EventStore) -> None
 
 @pytest.fixture
 def client(tmp_path: Path) -> FlaskClient:
-    app: Flask = create_app(Settings.from_env({"DATA_DIR": str(tmp_path), "SNAPSHOT_EVERY": "2"}))
-    return app.test_client()
+    settings = {"DATA_DIR": str(tmp_path), "SNAPSHOT_EVERY": "2", "AUTH_MODE": "dev"}
+    app: Flask = create_app(Settings.from_env(settings))
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = bearer(tmp_path)["Authorization"]
+    return client
 
 
 def test_order_as_of_a_version_and_a_time(client: FlaskClient) -> None:

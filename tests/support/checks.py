@@ -4,21 +4,22 @@ every command the API acknowledged is in the event log and projected.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import requests
 
 from shared.contract.envelope import EventEnvelope
+from tests.support.auth import api_session
 from tests.support.reference_model import ExpectedViews
 from tests.support.workload import Acknowledged
 
 STATUSES = ("PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")
 
 
-def assert_views_match(query_url: str, expected: ExpectedViews) -> None:
-    """Every GET view of the query API agrees with the fold of the event log."""
-    session = requests.Session()
+def assert_views_match(query_url: str, expected: ExpectedViews, headers: Mapping[str, str]) -> None:
+    """Every GET view of the query API agrees with the fold of the event log (read as admin)."""
+    session = api_session(headers)
 
     def get(path: str) -> Any:
         response = session.get(query_url + path, timeout=10)

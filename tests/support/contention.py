@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ import requests
 
 from command_service.domain.order import ALLOWED_TRANSITIONS, OrderStatus
 from shared.contract.envelope import EventEnvelope
+from tests.support.auth import api_session
 from tests.support.reference_model import ACCOUNT_STREAM_PREFIX
 from tests.support.workload import Acknowledged
 
@@ -65,6 +67,7 @@ class HotOrders:
     def __init__(
         self,
         command_url: str,
+        headers: Mapping[str, str],
         clients: int = 16,
         depositors: int = 2,
         rounds: int = 12,
@@ -74,6 +77,7 @@ class HotOrders:
         seed: int = 17,
     ) -> None:
         self.command_url = command_url
+        self.headers = dict(headers)  # the bearer token every client sends
         self.clients = clients
         self.depositors = depositors
         self.rounds = rounds
@@ -87,7 +91,7 @@ class HotOrders:
         self._lock = threading.Lock()
 
     def run(self) -> None:
-        session = requests.Session()
+        session = api_session(self.headers)
         for customer_id in self.customers:
             body = {"customer_id": customer_id, "initial_deposit": "1000000.00"}
             opened = session.post(f"{self.command_url}/accounts", json=body, timeout=30)
@@ -127,7 +131,7 @@ class HotOrders:
         self, round_no: int, client: int, order_ids: list[str], barrier: threading.Barrier
     ) -> None:
         rng = random.Random(self.seed * 100_000 + round_no * 100 + client)
-        session = requests.Session()
+        session = api_session(self.headers)
         barrier.wait(60)
         for _ in range(self.commands_per_client):
             order_id = rng.choice(order_ids)
@@ -149,7 +153,7 @@ class HotOrders:
             self._send(session, method_of(action), path, body, headers, order_id, action, expected)
 
     def _depositor(self, round_no: int, client: int, barrier: threading.Barrier) -> None:
-        session = requests.Session()
+        session = api_session(self.headers)
         barrier.wait(60)
         for n in range(self.commands_per_client):
             customer_id = self.customers[(client + n) % len(self.customers)]

@@ -251,7 +251,7 @@ def finish_scenario(
     if orders is not None:
         assert len(expected.orders) == orders, "every planned order placed, exactly once"
     assert_acknowledged_present(acknowledged, system.event_log(), system.projected_versions())
-    assert_views_match(system.query_api.base_url, expected)
+    assert_views_match(system.query_api.base_url, expected, system.admin_headers)
     return expected
 
 

@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,9 +45,15 @@ class SteadyWorkload(Workload):
     """
 
     def __init__(
-        self, command_url: Callable[[], str], orders: int, rate_per_s: float, seed: int = 7
+        self,
+        command_url: Callable[[], str],
+        orders: int,
+        rate_per_s: float,
+        seed: int = 7,
+        *,
+        headers: Mapping[str, str],
     ) -> None:
-        super().__init__(command_url, orders, seed)
+        super().__init__(command_url, orders, seed, headers=headers)
         self.rate_per_s = rate_per_s
         self.acknowledged_at: list[float] = []
         self._t0: float | None = None

@@ -40,6 +40,11 @@ class OrderSystem:
         self._projector: ServiceProcess | None = None
 
     @property
+    def admin_headers(self) -> dict[str, str]:
+        """An admin bearer token the services of this system accept."""
+        return self.runner.admin_headers
+
+    @property
     def read_model_url(self) -> str:
         return f"sqlite:///{self.runner.workdir / 'read_model.db'}"
 

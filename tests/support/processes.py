@@ -23,6 +23,7 @@ from devtools.processes import (
 )
 from devtools.waiting import wait_until
 from shared.infra.db import create_database_engine
+from tests.support.auth import bearer
 
 __all__ = [
     "BIN_DIR",
@@ -59,6 +60,11 @@ class ServiceRunner(ServiceGroup):
             engine.dispose()
 
     @property
+    def admin_headers(self) -> dict[str, str]:
+        """An admin bearer token the services of this run accept."""
+        return bearer(self.workdir)
+
+    @property
     def event_store_url(self) -> str:
         return f"sqlite:///{self.workdir / 'events.db'}"
 
@@ -68,6 +74,7 @@ class ServiceRunner(ServiceGroup):
             "DATA_DIR": str(self.workdir),
             "EVENT_STORE_URL": self.event_store_url,
             "LOG_LEVEL": "INFO",
+            "AUTH_MODE": "dev",
         }
         return child_env({**run, **overrides})
 

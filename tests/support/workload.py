@@ -9,12 +9,13 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
+from tests.support.auth import api_session
 from tests.support.reference_model import ACCOUNT_STREAM_PREFIX
 
 PRODUCTS = tuple(f"p-{n:02d}" for n in range(12))
@@ -50,8 +51,16 @@ class Workload:
     the order's state before it is sent again.
     """
 
-    def __init__(self, command_url: Callable[[], str], orders: int, seed: int = 7) -> None:
+    def __init__(
+        self,
+        command_url: Callable[[], str],
+        orders: int,
+        seed: int = 7,
+        *,
+        headers: Mapping[str, str],
+    ) -> None:
         self.command_url = command_url
+        self.headers = dict(headers)  # the bearer token every client sends
         self.customers = CUSTOMERS
         self.rng = random.Random(seed)
         self.plans = [self._plan(n) for n in range(orders)]
@@ -81,7 +90,7 @@ class Workload:
     def run(self, threads: int, deadline_s: float = 300) -> None:
         """Open the customers' accounts, then drive every planned order through its path."""
         deadline = time.monotonic() + deadline_s
-        session = requests.Session()
+        session = api_session(self.headers)
         for customer_id in self.customers:
             body = {"customer_id": customer_id, "initial_deposit": OPENING_DEPOSIT}
             opened = self._send(session, deadline, "POST", "/accounts", body, {201})
@@ -117,7 +126,7 @@ class Workload:
             return plan
 
     def _worker(self, deadline: float) -> None:
-        session = requests.Session()
+        session = api_session(self.headers)
         while (plan := self._take()) is not None:
             order_id, body, path = plan
             try:
@@ -213,13 +222,18 @@ class Workload:
 
 
 def pay_in_lockstep(
-    command_url: str, order_ids: list[str], barrier: Any, results: Any, name: str
+    command_url: str,
+    order_ids: list[str],
+    barrier: Any,
+    results: Any,
+    name: str,
+    headers: Mapping[str, str],
 ) -> None:
     """Run in a child process: pay each order at the same moment as the other process does.
 
     Puts (name, order_id, status, problem type or None) on `results` for every attempt.
     """
-    session = requests.Session()
+    session = api_session(headers)
     for order_id in order_ids:
         barrier.wait(60)
         response = session.post(
