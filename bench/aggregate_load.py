@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Result, base_parser, cprofile_summary, percentiles, ratio, work_dir
+from bench.workload import bench_context
 from command_service.adapters.event_store import EventStore, NewEvent, Snapshot
-from command_service.application.commands import CommandContext, new_events
+from command_service.application.commands import new_events
 from command_service.application.snapshots import SnapshottingLoader
 from command_service.application.state_codecs import ACCOUNT_STATE, ORDER_STATE
 from command_service.domain import account as acc
@@ -63,7 +64,7 @@ def order_stream_events(order_id: str, length: int) -> list[Any]:
 
 def write_stream(store: EventStore, stream_id: str, events: list[Any], codec: Any) -> None:
     """Append in commands of up to 100 events, and the snapshot production would hold."""
-    ctx = CommandContext()
+    ctx = bench_context()  # the admin principal in each event's metadata, as over HTTP
     encoded: list[NewEvent] = new_events(events, ctx)
     for start in range(0, len(encoded), 100):
         store.append(stream_id, start, encoded[start : start + 100])

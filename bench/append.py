@@ -12,7 +12,8 @@ so a busy machine slows all of them alike:
 - eventsourcing: the eventsourcing library's SQLiteApplicationRecorder.insert_events (its
   own table, global notification ids, optimistic concurrency by primary key).
 
-Every variant serializes the same event data and metadata to JSON inside the timed loop.
+Every variant serializes the same event data and metadata to JSON inside the timed loop; the
+metadata names the caller's principal, as the authenticated command API records it.
 """
 
 from __future__ import annotations

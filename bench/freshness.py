@@ -6,7 +6,8 @@ at a steady rate and reads each one back with GET /orders/{id}?min_version=<its 
 "visible on the API" is when that answer arrives. Meanwhile this process polls the read model
 file every 2 ms for new order rows: "committed to the read model" is when a row first shows,
 which leaves out min_version's own wait (woken when the read model changes, checked every
-2 ms) and the GET.
+2 ms) and the GET. Authentication is on: the services run AUTH_MODE=dev on the work folder and
+every request carries an admin bearer token (bench/auth.py).
 
 Rates: 200 commands/s, then 1,000/s; if the machine cannot hold 1,000/s (achieved < 95% of
 the target, or errors), the highest rate it held is found by stepping down from what it did
@@ -24,9 +25,11 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.auth import authorization
 from bench.common import REPO_ROOT, Result, base_parser, percentiles, work_dir
 from bench.services import Service, Services, console_script, cpu_usage, kafka_broker
 from command_service.adapters.event_store import EventStore
@@ -110,11 +113,13 @@ def start_system(services: Services, folder: Path, bootstrap: str) -> dict[str, 
         "command_url": command_url,
         "query_url": query_url,
         "read_model": read_model,
+        "authorization": authorization(folder),
     }
 
 
 def wait_pipeline_ready(system: dict[str, Any], timeout: float = 90) -> None:
     """Place one order and wait until the query API shows it (topic made, partitions assigned)."""
+    import urllib.error
     import urllib.request
 
     order_id = f"warmup-{uuid.uuid4().hex[:8]}"
@@ -125,15 +130,23 @@ def wait_pipeline_ready(system: dict[str, Any], timeout: float = 90) -> None:
             "lines": [{"product_id": "p-1", "quantity": 1, "unit_price": "1.00"}],
         }
     )
+    auth = {"Authorization": system["authorization"]}
     request = urllib.request.Request(
-        f"{system['command_url']}/orders", body.encode(), {"Content-Type": "application/json"}
+        f"{system['command_url']}/orders",
+        body.encode(),
+        {"Content-Type": "application/json", **auth},
     )
     urllib.request.urlopen(request, timeout=10).read()
+    read = urllib.request.Request(f"{system['query_url']}/orders/{order_id}", headers=auth)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{system['query_url']}/orders/{order_id}", timeout=5):
+            with urllib.request.urlopen(read, timeout=5):
                 return
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise RuntimeError(f"the query API refused the bench token: {exc}") from exc
+            time.sleep(0.2)
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"pipeline never showed the warm-up order:\n{system['projector'].tail()}")
@@ -147,6 +160,7 @@ def run_rate(system: dict[str, Any], folder: Path, rate: float, seconds: float) 
         "FRESHNESS_QUERY_URL": system["query_url"],
         "FRESHNESS_USER_RATE": str(rate / users),
         "FRESHNESS_OUT": str(out),
+        "FRESHNESS_AUTHORIZATION": system["authorization"],
     }
     argv = [
         str(Path(sys.executable).parent / "locust"),
@@ -194,6 +208,11 @@ def run_rate(system: dict[str, Any], folder: Path, rate: float, seconds: float) 
         if s["order_id"] in watcher.first_seen
     ]
     errors = len(steady) - len(acked) + sum(1 for s in acked if not s.get("up_to_date"))
+    kinds = Counter(
+        f"POST {s.get('status')}" if s.get("status") != 201 else f"GET {s.get('read_status')}"
+        for s in steady
+        if s.get("status") != 201 or not s.get("up_to_date")
+    )
     achieved = len(steady) / span
     return {
         "target_rps": rate,
@@ -202,6 +221,8 @@ def run_rate(system: dict[str, Any], folder: Path, rate: float, seconds: float) 
         "users": users,
         "commands": len(steady),
         "errors": errors,
+        # "GET 429": the query API refused the ?min_version wait (all its waiting slots taken)
+        "errors_by_kind": dict(sorted(kinds.items())),
         "not_in_read_model_when_run_ended": len(acked) - len(row_ms),
         "freshness_api_ms": percentiles(api_ms),
         "freshness_read_model_row_ms": percentiles([max(0.0, x) for x in row_ms]),
@@ -214,7 +235,8 @@ def describe(outcome: dict[str, Any]) -> str:
     api, row = outcome["freshness_api_ms"], outcome["freshness_read_model_row_ms"]
     return (
         f"{outcome['achieved_rps']}/s of {outcome['target_rps']:g}/s "
-        f"({'held' if outcome['held'] else 'NOT held'}), errors {outcome['errors']}; "
+        f"({'held' if outcome['held'] else 'NOT held'}), errors {outcome['errors']}"
+        f"{' ' + str(outcome['errors_by_kind']) if outcome['errors'] else ''}; "
         f"API-visible p50/p95/p99 {api.get('p50')}/{api.get('p95')}/{api.get('p99')} ms; "
         f"read-model row p50/p95/p99 {row.get('p50')}/{row.get('p95')}/{row.get('p99')} ms"
     )

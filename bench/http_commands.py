@@ -6,6 +6,13 @@ one of them at a time, alternating for several rounds, with a fixed number of co
 Each request places a new order (the body has no order_id; the service picks one). Then the
 command API is driven at half its measured maximum rate and its latency reported. py-spy
 samples the command API's workers in a separate run afterwards.
+
+Authentication is on: the command API runs AUTH_MODE=dev and every request to either server
+carries the same admin bearer token (bench/auth.py), so both parse the same bytes. The
+trivial endpoint does not verify it: it stays the ceiling of "a Flask endpoint on the same
+gunicorn configuration", so the ratio includes the cost of authentication, which
+bench/auth_cost.py measures on its own (the token is repeated, so each worker checks its
+signature once and then answers from its verified-token cache, as for a real client).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import loadgen
+from bench.auth import AUTH_ENV, authorization
 from bench.common import Result, base_parser, cprofile_summary, ratio, work_dir
 from bench.services import Profiler, Services, console_script, cpu_usage
 from bench.workload import place_order_json
@@ -58,29 +66,40 @@ def start_servers(services: Services, folder: Path, workers: int) -> tuple[Any, 
 
 
 def paced_run(
-    tool: str, url: str, body: str, connections: int, rate: float, seconds: float
+    tool: str,
+    url: str,
+    body: str,
+    connections: int,
+    rate: float,
+    seconds: float,
+    auth: str,
 ) -> dict[str, Any]:
     """A run at about `rate` requests/s (wrk: per-connection pauses, calibrated once)."""
     if tool != "wrk":
-        return loadgen.run(tool, url, body, connections, seconds, rate=rate)
+        return loadgen.run(tool, url, body, connections, seconds, rate=rate, authorization=auth)
     pause_ms = connections * 1000 / rate
-    probe = loadgen.run(tool, url, body, connections, 3, delay_ms=pause_ms)
+    probe = loadgen.run(tool, url, body, connections, 3, delay_ms=pause_ms, authorization=auth)
     latency_ms = max(0.0, connections * 1000 / max(probe["rps"], 1) - pause_ms)
     pause_ms = max(0.0, connections * 1000 / rate - latency_ms)
-    return loadgen.run(tool, url, body, connections, seconds, delay_ms=pause_ms)
+    return loadgen.run(tool, url, body, connections, seconds, delay_ms=pause_ms, authorization=auth)
 
 
 def profile_in_process(folder: Path, body: str, requests: int) -> dict[str, Any]:
     """cProfile of POST /orders through Flask's test client: one thread, no server, no
-    contention, so the shares are the CPU cost of our request path alone."""
-    settings = Settings.from_env({"DATA_DIR": str(folder / "in-process"), "LOG_LEVEL": "WARNING"})
+    contention, so the shares are the CPU cost of our request path alone (authentication
+    included: a repeated admin token, verified once, then from the verifier's cache)."""
+    data_dir = folder / "in-process"
+    settings = Settings.from_env({**AUTH_ENV, "DATA_DIR": str(data_dir), "LOG_LEVEL": "WARNING"})
     client = create_app(settings).test_client()
-    for _ in range(50):  # warm-up: statement caches, imports
-        client.post("/orders", data=body, content_type="application/json")
+    headers = {"Authorization": authorization(data_dir)}
+    for _ in range(50):  # warm-up: statement caches, imports, the token cache
+        client.post("/orders", data=body, content_type="application/json", headers=headers)
 
     def post_all() -> None:
         for _ in range(requests):
-            response = client.post("/orders", data=body, content_type="application/json")
+            response = client.post(
+                "/orders", data=body, content_type="application/json", headers=headers
+            )
             assert response.status_code == 201, response.get_data(as_text=True)
 
     started = time.perf_counter()
@@ -120,15 +139,20 @@ def main(argv: list[str] | None = None) -> None:
             "seconds_per_round": seconds,
             "half_rate_seconds": half_seconds,
             "request": "POST /orders, new order, 1-3 lines",
+            "auth": "AUTH_MODE=dev; every request to both servers sends one admin bearer "
+            "token; only the command API verifies it (cached after each worker's first check)",
         },
         args.quick,
     )
     body = place_order_json()
     with work_dir("http", args.keep) as folder, Services(folder) as services:
         command_api, trivial, command_url, trivial_url = start_servers(services, folder, workers)
+        auth = authorization(folder)
         targets = {"command_api": f"{command_url}/orders", "trivial": f"{trivial_url}/orders"}
         for url in targets.values():  # warm-up
-            loadgen.run(tool, url, body, args.connections, 2)
+            warm = loadgen.run(tool, url, body, args.connections, 2, authorization=auth)
+            if warm["requests"] and warm["non_2xx"] == warm["requests"]:
+                raise SystemExit(f"every warm-up request to {url} failed (refused token?)")
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         for round_no in range(rounds):
             order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
@@ -137,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
                 outcome, usage = cpu_usage(
                     [server],
                     lambda url=targets[name]: loadgen.run(
-                        tool, url, body, args.connections, seconds
+                        tool, url, body, args.connections, seconds, authorization=auth
                     ),
                 )
                 served_cores = usage[f"{server.name}_cores"]
@@ -192,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
         half, usage = cpu_usage(
             [command_api],
             lambda: paced_run(
-                tool, targets["command_api"], body, args.connections, half_rate, half_seconds
+                tool, targets["command_api"], body, args.connections, half_rate, half_seconds, auth
             ),
         )
         half.update(usage)
@@ -211,7 +235,14 @@ def main(argv: list[str] | None = None) -> None:
 
         profile_seconds = 5 if args.quick else 10
         profiler = Profiler(command_api.pid, folder / "command-api.pyspy", profile_seconds)
-        loadgen.run(tool, targets["command_api"], body, args.connections, profile_seconds + 1)
+        loadgen.run(
+            tool,
+            targets["command_api"],
+            body,
+            args.connections,
+            profile_seconds + 1,
+            authorization=auth,
+        )
         result.data["profiles"]["command_api_under_max_load (py-spy, workers)"] = profiler.finish()
         result.data["profiles"]["POST /orders in-process (cProfile, Flask test client)"] = (
             profile_in_process(folder, body, 300 if args.quick else 2000)

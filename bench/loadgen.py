@@ -1,6 +1,7 @@
 """Drive a POST endpoint with a real load generator in its own process: wrk when it is
 installed (C, cheap on a 2-core machine, exact latency histogram), else locust (pip-installed
 with the bench extra). Closed loop with a fixed number of connections, or paced to a rate.
+Every request carries the Authorization header given (the services verify bearer tokens).
 """
 
 from __future__ import annotations
@@ -43,17 +44,29 @@ def run(
     seconds: float,
     rate: float | None = None,
     delay_ms: float | None = None,
+    authorization: str = "",
 ) -> dict[str, Any]:
-    """One load run against POST url; requests/s, errors and latency percentiles in ms."""
+    """One load run against POST url; requests/s, errors and latency percentiles in ms.
+    `authorization`: the Authorization header value every request sends ("" sends none)."""
     if tool == "wrk":
-        return _run_wrk(url, body, connections, seconds, delay_ms)
-    return _run_locust(url, body, connections, seconds, rate)
+        return _run_wrk(url, body, connections, seconds, delay_ms, authorization)
+    return _run_locust(url, body, connections, seconds, rate, authorization)
 
 
 def _run_wrk(
-    url: str, body: str, connections: int, seconds: float, delay_ms: float | None
+    url: str,
+    body: str,
+    connections: int,
+    seconds: float,
+    delay_ms: float | None,
+    authorization: str,
 ) -> dict[str, Any]:
-    env = {**os.environ, "WRK_BODY": body, "WRK_DELAY_MS": f"{delay_ms or 0:.3f}"}
+    env = {
+        **os.environ,
+        "WRK_BODY": body,
+        "WRK_DELAY_MS": f"{delay_ms or 0:.3f}",
+        "WRK_AUTHORIZATION": authorization,
+    }
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s"]
     argv += ["-s", str(HERE / "wrk_post.lua"), url]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
@@ -83,11 +96,16 @@ def _run_wrk(
 
 
 def _run_locust(
-    url: str, body: str, users: int, seconds: float, rate: float | None
+    url: str, body: str, users: int, seconds: float, rate: float | None, authorization: str
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-locust-") as folder:
         prefix = str(Path(folder) / "run")
-        env = {**os.environ, "LOCUST_BODY": body, "LOCUST_USER_RATE": str((rate or 0) / users)}
+        env = {
+            **os.environ,
+            "LOCUST_BODY": body,
+            "LOCUST_USER_RATE": str((rate or 0) / users),
+            "LOCUST_AUTHORIZATION": authorization,
+        }
         argv = [str(Path(sys.executable).parent / "locust"), "-f", str(HERE / "locust_post.py")]
         argv += [
             "--headless",

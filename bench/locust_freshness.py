@@ -2,6 +2,7 @@
 then GET it from the query API (FRESHNESS_QUERY_URL) with ?min_version=1, which waits until the
 projection has it. Each user runs FRESHNESS_USER_RATE iterations/s; every iteration's times
 (time.monotonic, comparable across processes on Linux) go to FRESHNESS_OUT as JSON lines.
+Both requests carry the Authorization header FRESHNESS_AUTHORIZATION (e.g. "Bearer <JWT>").
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from locust import FastHttpUser, constant_throughput, events, task
 QUERY_URL = os.environ.get("FRESHNESS_QUERY_URL", "http://127.0.0.1:8002")
 RATE = float(os.environ.get("FRESHNESS_USER_RATE", "1"))
 OUT = os.environ.get("FRESHNESS_OUT", "freshness.jsonl")
+AUTHORIZATION = os.environ.get("FRESHNESS_AUTHORIZATION", "")
+AUTH_HEADERS = {"Authorization": AUTHORIZATION} if AUTHORIZATION else {}
+POST_HEADERS = {"Content-Type": "application/json", **AUTH_HEADERS}
 SAMPLES: list[dict[str, Any]] = []
 PRODUCTS = [f"p-{n:03d}" for n in range(200)]
 
@@ -49,7 +53,7 @@ class OrderPlacer(FastHttpUser):
         with self.client.post(
             "/orders",
             data=_body(self.rng, order_id),
-            headers={"Content-Type": "application/json"},
+            headers=POST_HEADERS,
             name="POST /orders",
             catch_response=True,
         ) as response:
@@ -61,6 +65,7 @@ class OrderPlacer(FastHttpUser):
             version = response.json()["version"]
         with self.client.get(
             f"{QUERY_URL}/orders/{order_id}?min_version={version}",
+            headers=AUTH_HEADERS,
             name="GET /orders/{id}",
             catch_response=True,
         ) as read:

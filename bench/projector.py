@@ -13,6 +13,11 @@ relay's producer settings and message format. Then, one after the other:
   (on the first 200,000 events at most, see --direct-events).
 
 py-spy samples the projector, the rebuild and the command API at 50 Hz during the timed runs.
+
+Authentication is on: every process runs AUTH_MODE=dev on the work folder, so the command API
+verifies the service tokens (events:read) that the projector and the rebuild mint with the
+dev key there, as `make run` wires them. The log's events carry an admin principal in their
+metadata, as events written through the command API do (bench/auth.py).
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ def projector_run(
 ) -> tuple[dict[str, Any], Service]:
     read_model = folder / "read_model_projector.db"
     env = {
+        "DATA_DIR": str(folder),  # its service token is signed with the command API's dev key
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "KAFKA_TOPIC": topic,
         "KAFKA_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
@@ -141,6 +147,7 @@ def rebuild_over_http(
 ) -> tuple[dict[str, Any], Service]:
     read_model = folder / "read_model_rebuild.db"
     env = {
+        "DATA_DIR": str(folder),  # its service token is signed with the command API's dev key
         "READ_MODEL_URL": f"sqlite:///{read_model}",
         "COMMAND_API_URL": command_url,
         "LOG_LEVEL": "INFO",

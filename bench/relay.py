@@ -7,6 +7,8 @@ beforehand) with the relay's producer settings (shared.infra.kafka.create_produc
 idempotent, linger 0, 128 KiB batches, 5 in flight) to fresh topics with the same partitions:
 once sending everything then flushing (the ceiling), once waiting for each 500-event batch's
 acknowledgements as the relay does. A second relay run, on another topic, is sampled by py-spy.
+The log's events name an admin principal in their metadata, as events written through the
+authenticated command API do, so the messages carry the CloudEvents auth context headers.
 """
 
 from __future__ import annotations

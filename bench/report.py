@@ -14,7 +14,15 @@ from typing import Any
 
 from bench.common import REPO_ROOT, RESULTS_DIR
 
-ORDER = ("append", "http_commands", "freshness", "relay", "projector", "aggregate_load")
+ORDER = (
+    "append",
+    "http_commands",
+    "freshness",
+    "relay",
+    "projector",
+    "aggregate_load",
+    "auth_cost",
+)
 TITLES = {
     "append": "1. Event store append (in-process, SQLite WAL, synchronous=FULL)",
     "http_commands": "2. HTTP commands under gunicorn vs a trivial endpoint",
@@ -22,6 +30,7 @@ TITLES = {
     "relay": "4. Relay publish rate from a backlog vs a raw producer",
     "projector": "5. Projector apply rate, rebuild rate, read model size",
     "aggregate_load": "6. Aggregate load time by stream length, with and without snapshots",
+    "auth_cost": "7. Authentication cost: token verification, POST /orders with and without it",
 }
 Json = dict[str, Any]
 
@@ -186,6 +195,12 @@ def http_section(r: Json) -> str:
         f"achieved, {r['params']['half_rate_seconds']} s): p50 {lat['p50']} ms, p95 {lat['p95']} "
         f"ms, **p99 {lat['p99']} ms**, max {lat['max']} ms, errors {half['errors']}.",
     ]
+    if "auth" in r["params"]:
+        text.append(
+            f"Authentication: {r['params']['auth']}. The trivial endpoint is the ceiling of a "
+            "Flask endpoint on the same gunicorn configuration, so the ratio includes what "
+            "authentication costs; section 7 measures that on its own."
+        )
     for label, prof in r.get("profiles", {}).items():
         if "us_per_request_without_profiler" in prof:
             text.append(
@@ -209,6 +224,7 @@ def freshness_section(r: Json) -> str:
                 run["achieved_rps"],
                 "yes" if run["held"] else "no",
                 run["errors"],
+                ", ".join(f"{k}: {n}" for k, n in run.get("errors_by_kind", {}).items()),
                 api.get("p50"),
                 api.get("p95"),
                 api.get("p99"),
@@ -228,6 +244,7 @@ def freshness_section(r: Json) -> str:
                     "achieved /s",
                     "held",
                     "errors",
+                    "error kinds",
                     "API p50 ms",
                     "API p95",
                     "API p99",
@@ -240,7 +257,9 @@ def freshness_section(r: Json) -> str:
             ),
             "API = until GET /orders/{id}?min_version answered (what a client sees, including "
             "min_version's wait); row = until the order's row was committed in the read model "
-            "(polled every 2 ms from outside).",
+            "(polled every 2 ms from outside). Error kinds: `GET 429` is the query API refusing "
+            "a ?min_version wait because all its waiting slots are taken; `GET 200` is an "
+            "answer that was not yet up to date when the wait ran out.",
         ]
     )
 
@@ -364,6 +383,90 @@ def aggregate_section(r: Json) -> str:
     )
 
 
+def auth_section(r: Json) -> str:
+    res = r["results"]
+    verify, post = res["verify"], res["post_orders"]
+    verify_rows = [
+        (
+            label,
+            v["calls"],
+            v["us_mean"],
+            v["us"].get("p50"),
+            v["us"].get("p95"),
+            v["us"].get("p99"),
+        )
+        for key, label in (
+            ("fresh_token", "fresh token (parse, key, ES256 signature, claims; then cached)"),
+            ("repeated_token", "repeated token (cache hit)"),
+            ("signature_only", "ES256 signature check alone (the floor of a fresh token)"),
+        )
+        if (v := verify.get(key))
+    ]
+    post_rows = [
+        (
+            v["label"],
+            v["cpu_us"].get("p50"),
+            v["cpu_us_mean"],
+            v["wall_us"].get("p50"),
+            v["auth_hook_cpu_us"].get("p50"),
+            v["auth_hook_cpu_us_mean"],
+            v["auth_hook_cpu_us"].get("p99"),
+            f"{v['auth_hook_share_of_cpu_pct']}%",
+            v["cpu_us_mean_without_auth_hook"],
+        )
+        for v in post.values()
+    ]
+    stub, cached = post["no_verification"], post["repeated_token"]
+
+    def cost(key: str) -> str:
+        v = post[key]
+        share = round(100 * v["auth_cost_cpu_us"] / v["cpu_us_mean"], 1)
+        return f"{v['auth_cost_cpu_us']} µs CPU per request ({share}% of {v['cpu_us_mean']} µs)"
+
+    def versus(key: str) -> str:
+        v = post[key]
+        return (
+            f"{v['cpu_us_p50_minus_no_verification']:+} µs (p50), "
+            f"{v['cpu_us_mean_minus_no_verification']:+} µs (mean)"
+        )
+
+    return "\n\n".join(
+        [
+            f"In-process, one thread: {r['params']['verifier']}. POST /orders through the real "
+            "command API app (Flask test client, real SQLite), the three variants interleaved "
+            f"request by request, {r['params']['post_requests_per_variant']:,} requests each; "
+            "CPU = the thread's CPU time, so other processes on the shared machine do not count.",
+            table(
+                ("TokenVerifier.verify", "calls", "CPU µs mean", "wall p50 µs", "p95", "p99"),
+                verify_rows,
+            ),
+            table(
+                (
+                    "POST /orders",
+                    "CPU µs p50",
+                    "CPU µs mean",
+                    "wall µs p50",
+                    "auth hook CPU µs p50",
+                    "hook mean",
+                    "hook p99",
+                    "hook share of CPU",
+                    "CPU µs mean without the hook",
+                ),
+                post_rows,
+            ),
+            f"POST /orders with authentication (repeated token): **{cached['cpu_us_mean']} µs "
+            f"CPU** per request; without it: **{cached['cpu_us_mean_without_auth_hook']} µs** "
+            f"(the same requests minus their auth hook). Authentication adds "
+            f"**{cost('repeated_token')}** with a repeated token and **{cost('fresh_token')}** "
+            "with a fresh token per request (the hook's CPU time minus the stub hook's). "
+            f"Cross-check against the no-verification variant ({stub['cpu_us'].get('p50')} µs "
+            f"p50): repeated token {versus('repeated_token')}, fresh token "
+            f"{versus('fresh_token')}. The auth hook is install_auth's before_request check: "
+            "the header, the route's policy, the verifier, the scopes.",
+        ]
+    )
+
+
 SECTIONS: dict[str, Callable[[Json], str]] = {
     "append": append_section,
     "http_commands": http_section,
@@ -371,6 +474,7 @@ SECTIONS: dict[str, Callable[[Json], str]] = {
     "relay": relay_section,
     "projector": projector_section,
     "aggregate_load": aggregate_section,
+    "auth_cost": auth_section,
 }
 
 
@@ -409,7 +513,7 @@ def render(results: dict[str, Json], analysis: str) -> str:
         "`make bench` runs every benchmark under bench/ (about 25 minutes on 2 idle cores; "
         "`.venv/bin/python -m bench --quick` is a trial run with small sizes) and regenerates "
         "this page. One benchmark alone: `python -m bench.<name> [--quick]` (append, "
-        "aggregate_load, http_commands, relay, freshness, projector), then "
+        "aggregate_load, auth_cost, http_commands, relay, freshness, projector), then "
         "`python -m bench.report`.",
         "## Machine",
         machine_section(results),
@@ -421,7 +525,7 @@ def render(results: dict[str, Json], analysis: str) -> str:
             quick = " (quick trial sizes)" if results[name]["params"].get("quick") else ""
             out += [f"## {TITLES[name]}{quick}", SECTIONS[name](results[name])]
     out += [
-        "## 7. Peak memory per process (runs 2 to 5)",
+        "## 8. Peak memory per process (runs 2 to 5)",
         memory_section(results),
         "## Profiles",
         "py-spy for the processes (sampling, idle threads excluded), cProfile "

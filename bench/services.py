@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from bench.auth import AUTH_ENV
 from devtools import processes
 from devtools.local_kafka import LocalKafka
 from devtools.ports import free_port
@@ -118,14 +119,20 @@ def cpu_usage(services: list[Service], run: Any) -> tuple[Any, dict[str, float]]
 
 
 class Services(ServiceGroup):
-    """Starts services in one work folder; stops them all, newest first."""
+    """Starts services in one work folder; stops them all, newest first.
+
+    Every service runs with authentication on: AUTH_MODE=dev with DATA_DIR the work folder
+    (unless env says otherwise), so they all verify, and mint their service tokens with, the
+    one dev key in <workdir>/auth/, the key bench.auth signs the benchmarks' tokens with.
+    """
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(stop_timeout=20)
         self.workdir = workdir
 
     def start(self, name: str, argv: list[str], env: Mapping[str, str]) -> Service:
-        """Start a service (our environment plus env) logging to <workdir>/<name>.log."""
+        """Start a service (our environment, auth on, plus env) logging to <workdir>/<name>.log."""
+        env = {**AUTH_ENV, "DATA_DIR": str(self.workdir), **env}
         return self.add(Service(name, argv, env, self.workdir / f"{name}.log")).start()
 
 

@@ -3,7 +3,9 @@
 Orders go through the lifecycles the end-to-end suite uses (placed, paid, shipped, delivered,
 cancelled); paying debits the customer's account and cancelling a paid order refunds it, as
 the command service does. Events are appended with EventStore.append_streams in large batches,
-so a log of a million events takes a minute, not an hour of HTTP calls.
+so a log of a million events takes a minute, not an hour of HTTP calls. Each event's metadata
+names the admin principal the HTTP benchmarks send (bench/auth.py), as every event written
+through the command API names its verified caller.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bench.auth import bench_principal
 from command_service.adapters.event_store import EventStore, NewEvent, StreamAppend
 from command_service.application.commands import CommandContext, new_events
 from command_service.application.orders import command_fingerprint
@@ -33,6 +36,12 @@ PATHS: tuple[tuple[str, ...], ...] = (
     ("PAID", "CANCEL"),
 )
 OPENING_DEPOSIT_CENTS = 90_000_000
+PRINCIPAL = bench_principal()  # one token's caller, as from one client
+
+
+def bench_context() -> CommandContext:
+    """A command's context as the command API builds it for the benchmarks' admin token."""
+    return CommandContext(principal=PRINCIPAL)
 
 
 def place_order_command(order_id: str, rng: random.Random) -> order_domain.PlaceOrder:
@@ -48,7 +57,7 @@ def placed_events(order_id: str, rng: random.Random) -> list[NewEvent]:
     """The NewEvent the command service appends for a placement (metadata included)."""
     command = place_order_command(order_id, rng)
     return new_events(
-        order_domain.decide(None, command), CommandContext(), command_fingerprint(command)
+        order_domain.decide(None, command), bench_context(), command_fingerprint(command)
     )
 
 
@@ -123,7 +132,7 @@ class LogGenerator:
         self.orders += 1
         order_id = f"o-{self.orders:08d}"
         command = place_order_command(order_id, self.rng)
-        ctx = CommandContext()
+        ctx = bench_context()
         account = self._account(command.customer_id, batch)
         events = order_domain.decide(None, command)
         state = order_domain.load(events)
@@ -150,7 +159,7 @@ class LogGenerator:
         account = self.accounts.get(customer_id)
         if account is None:
             events = acc.decide(None, acc.OpenAccount(customer_id, OPENING_DEPOSIT_CENTS))
-            batch.add(acc.account_stream(customer_id), 0, new_events(events, CommandContext()))
+            batch.add(acc.account_stream(customer_id), 0, new_events(events, bench_context()))
             account = acc.load(events)
             assert account is not None
             self.accounts[customer_id] = account

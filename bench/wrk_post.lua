@@ -1,8 +1,14 @@
--- wrk script: POST the JSON body in WRK_BODY; with WRK_DELAY_MS, pause that long after each
+-- wrk script: POST the JSON body in WRK_BODY, with the Authorization header WRK_AUTHORIZATION
+-- when it is set (e.g. "Bearer <JWT>"); with WRK_DELAY_MS, pause that long after each
 -- response on each connection (pacing); print one JSON line with the summary at the end.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = os.getenv("WRK_BODY")
+
+local authorization = os.getenv("WRK_AUTHORIZATION") or ""
+if authorization ~= "" then
+  wrk.headers["Authorization"] = authorization
+end
 
 local pause = tonumber(os.getenv("WRK_DELAY_MS") or "0")
 if pause > 0 then
