@@ -25,7 +25,7 @@ ORDER = (
 )
 TITLES = {
     "append": "1. Event store append (in-process, SQLite WAL, synchronous=FULL)",
-    "http_commands": "2. HTTP commands under gunicorn vs a trivial endpoint",
+    "http_commands": "2. HTTP commands under gunicorn vs a trivial endpoint and a peer app",
     "freshness": "3. Freshness: 201 on the command API to visible on the query API",
     "relay": "4. Relay publish rate from a backlog vs a raw producer",
     "projector": "5. Projector apply rate, rebuild rate, read model size",
@@ -151,7 +151,9 @@ def http_section(r: Json) -> str:
     res = r["results"]
     mx = res["max_throughput"]
     rows = []
-    for name in ("command_api", "trivial"):
+    for name in ("command_api", "trivial", "peer"):
+        if name not in mx:
+            continue  # results from before the peer app was measured
         v = mx[name]
         median_round = v["latency_ms_by_round"][len(v["latency_ms_by_round"]) // 2]
         rows.append(
@@ -175,7 +177,12 @@ def http_section(r: Json) -> str:
         f"{r['params']['connections']} "
         f"connections, {r['params']['rounds']} rounds of {r['params']['seconds_per_round']} s "
         f"per endpoint, alternating. Command API / trivial = "
-        f"**{mx['ratio_command_vs_trivial']}x**.",
+        f"**{mx['ratio_command_vs_trivial']}x**"
+        + (
+            f"; command API / peer app = **{mx['ratio_command_vs_peer']}x**."
+            if "ratio_command_vs_peer" in mx
+            else "."
+        ),
         table(
             (
                 "endpoint",
@@ -195,6 +202,23 @@ def http_section(r: Json) -> str:
         f"achieved, {r['params']['half_rate_seconds']} s): p50 {lat['p50']} ms, p95 {lat['p95']} "
         f"ms, **p99 {lat['p99']} ms**, max {lat['max']} ms, errors {half['errors']}.",
     ]
+    if "peer" in r["params"]:
+        sqlite = r["params"].get("peer_sqlite", {})
+        text.append(
+            f"Peer app: {r['params']['peer']}; its SQLite connection runs journal_mode="
+            f"{sqlite.get('journal_mode', '?')}, synchronous={sqlite.get('synchronous', '?')} "
+            "(ours: WAL, FULL). It is the same POST /orders (validate, load, decide, save) "
+            "written the straightforward way with that library, on the same gunicorn "
+            "configuration."
+        )
+    peer_half = res.get("peer_half_max_rate")
+    if peer_half:
+        plat = peer_half["latency_ms"]
+        text.append(
+            f"Peer app at half its maximum ({peer_half['target_rps']}/s target, "
+            f"{peer_half['rps']}/s achieved): p50 {plat['p50']} ms, p95 {plat['p95']} ms, "
+            f"**p99 {plat['p99']} ms**, max {plat['max']} ms, errors {peer_half['errors']}."
+        )
     if "auth" in r["params"]:
         text.append(
             f"Authentication: {r['params']['auth']}. The trivial endpoint is the ceiling of a "
