@@ -110,6 +110,7 @@ def assert_json_lines(service: ServiceProcess) -> int:
 def test_command_metrics_add_up_exactly_across_gunicorn_workers(services: ServiceRunner) -> None:
     api = services.command_api(COMMAND_API_WORKERS="2")
     url = api.base_url
+    wait_for_workers(url, services.workdir / "metrics" / "command", 2)
     admin, prometheus = services.admin_headers, scraper(services)
     account = post(f"{url}/accounts", {"customer_id": "c-1", "initial_deposit": "10000.00"}, admin)
     assert account.status_code == 201
@@ -176,6 +177,20 @@ def test_command_metrics_add_up_exactly_across_gunicorn_workers(services: Servic
     assert len([n for n in per_worker.values() if n > 0]) == 2, per_worker
     assert sum(per_worker.values()) == commands
     assert_json_lines(api)
+
+
+def wait_for_workers(url: str, side_root: Path, workers: int) -> None:
+    """Until `workers` processes have served a request (each then has its own sample file).
+
+    /healthz answers as soon as one worker is up; on a loaded machine the other may still be
+    booting when the commands go out, and would then serve none of them.
+    """
+
+    def all_serving() -> bool:
+        requests.get(f"{url}/healthz", headers={"Connection": "close"}, timeout=10)
+        return len(list(side_root.glob("*/counter_*.db"))) >= workers
+
+    wait_until(all_serving, 60, f"fewer than {workers} workers ever answered")
 
 
 def commands_per_process(side_root: Path) -> dict[str, float]:
