@@ -22,6 +22,7 @@ ORDER = (
     "projector",
     "aggregate_load",
     "auth_cost",
+    "post_stages",
 )
 TITLES = {
     "append": "1. Event store append (in-process, SQLite WAL, synchronous=FULL)",
@@ -31,6 +32,7 @@ TITLES = {
     "projector": "5. Projector apply rate, rebuild rate, read model size",
     "aggregate_load": "6. Aggregate load time by stream length, with and without snapshots",
     "auth_cost": "7. Authentication cost: token verification, POST /orders with and without it",
+    "post_stages": "7b. Where POST /orders spends its CPU, stage by stage (in-process)",
 }
 Json = dict[str, Any]
 
@@ -491,6 +493,66 @@ def auth_section(r: Json) -> str:
     )
 
 
+def post_stages_section(r: Json) -> str:
+    post = r["results"]["post_orders"]
+    rows = [
+        (
+            v["label"],
+            v["cpu_us_mean"],
+            f"{v['share_pct']}%",
+            v.get("cpu_us_mean_corrected", ""),
+            f"{v['share_pct_corrected']}%" if "share_pct_corrected" in v else "",
+            v["wall_us_mean"],
+        )
+        for v in post["stages"].values()
+    ]
+    rows.append(
+        (
+            "**total** (instrumented requests)",
+            post["instrumented_cpu_us_mean"],
+            "100%",
+            post.get("cpu_us_mean_corrected", ""),
+            "100%",
+            post["instrumented_wall_us_mean"],
+        )
+    )
+    rows.append(
+        (
+            "total, plain requests (no wrappers, interleaved)",
+            post["plain_cpu_us_mean"],
+            "",
+            "",
+            "",
+            post["plain_wall_us_mean"],
+        )
+    )
+    return "\n\n".join(
+        [
+            f"In-process, one thread: {r['params']['request']}; {post['requests']:,} "
+            f"instrumented requests. Method: {r['params']['method']}. Exclusive time: each "
+            "nanosecond is charged to one stage, so the rows add up to the total. "
+            f"Instrumentation: {post['wrapped_calls_per_post']} wrapped calls per POST at "
+            f"~{post.get('wrapped_call_cost_ns', '?')} ns CPU each; the corrected column "
+            "takes each stage's share of it out.",
+            table(
+                (
+                    "stage",
+                    "CPU µs per POST (mean)",
+                    "share",
+                    "corrected CPU µs",
+                    "share",
+                    "wall µs per POST",
+                ),
+                rows,
+            ),
+            f"The append (five rows) is **{post['append_cpu_us_mean']} µs CPU** but "
+            f"**{post['append_wall_us_mean']} µs wall** per POST: the difference is mostly "
+            "the COMMIT's fsync, waited for, not computed. Our code (every row but the test "
+            f"client and Flask/Werkzeug) is {post['our_code_cpu_us_mean']} µs CPU.",
+        ]
+    )
+
+
 SECTIONS: dict[str, Callable[[Json], str]] = {
     "append": append_section,
     "http_commands": http_section,
@@ -499,6 +561,7 @@ SECTIONS: dict[str, Callable[[Json], str]] = {
     "projector": projector_section,
     "aggregate_load": aggregate_section,
     "auth_cost": auth_section,
+    "post_stages": post_stages_section,
 }
 
 
@@ -537,7 +600,7 @@ def render(results: dict[str, Json], analysis: str) -> str:
         "`make bench` runs every benchmark under bench/ (about 25 minutes on 2 idle cores; "
         "`.venv/bin/python -m bench --quick` is a trial run with small sizes) and regenerates "
         "this page. One benchmark alone: `python -m bench.<name> [--quick]` (append, "
-        "aggregate_load, auth_cost, http_commands, relay, freshness, projector), then "
+        "aggregate_load, auth_cost, post_stages, http_commands, relay, freshness, projector), then "
         "`python -m bench.report`.",
         "## Machine",
         machine_section(results),

@@ -26,6 +26,7 @@ BENCHMARKS = (
     "append",
     "aggregate_load",
     "auth_cost",
+    "post_stages",
     "http_commands",
     "relay",
     "freshness",
