@@ -12,15 +12,9 @@ import argparse
 import sys
 
 from shared.contract.principal import EVENTS_READ, SCOPES
+from shared.infra.auth_setup import mint_local_token
 from shared.infra.config import Settings
-from shared.infra.dev_keys import (
-    DEV_ISSUER,
-    auth_dir,
-    ensure_dev_keys,
-    jwks_path,
-    mint_token,
-    write_token_file,
-)
+from shared.infra.dev_keys import auth_dir, jwks_path, write_token_file
 
 DEFAULT_TTL_S = 3600
 MAX_TTL_S = 30 * 86_400
@@ -77,16 +71,9 @@ def print_token(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    key = ensure_dev_keys(settings.data_dir)
     print(
-        mint_token(
-            key,
-            sub=args.sub,
-            scopes=scopes,
-            issuer=settings.auth_issuer or DEV_ISSUER,
-            audience=settings.auth_audience,
-            ttl_s=args.ttl,
-            customer_id=args.customer,
+        mint_local_token(
+            settings, sub=args.sub, scopes=scopes, ttl_s=args.ttl, customer_id=args.customer
         )
     )
     return 0
@@ -94,13 +81,10 @@ def print_token(args: argparse.Namespace, settings: Settings) -> int:
 
 def create_keys(args: argparse.Namespace, settings: Settings) -> int:
     """Make the key pair if missing and write the projector's token beside it."""
-    key = ensure_dev_keys(settings.data_dir)
-    token = mint_token(
-        key,
+    token = mint_local_token(
+        settings,
         sub="query-projector",
         scopes=[EVENTS_READ],
-        issuer=settings.auth_issuer or DEV_ISSUER,
-        audience=settings.auth_audience,
         ttl_s=args.service_token_ttl,
         client_id="query-projector",
     )

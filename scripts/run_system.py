@@ -30,15 +30,9 @@ from devtools.ports import accepts_connections  # noqa: E402
 from devtools.processes import ServiceGroup, ServiceProcess, console_script  # noqa: E402
 from devtools.terminal import PrefixedOutput  # noqa: E402
 from devtools.waiting import http_ok  # noqa: E402
+from shared.infra.auth_setup import mint_local_token  # noqa: E402
 from shared.infra.config import Settings  # noqa: E402
-from shared.infra.dev_keys import (  # noqa: E402
-    ADMIN_TOKEN_FILE,
-    DEV_ISSUER,
-    auth_dir,
-    ensure_dev_keys,
-    mint_token,
-    write_token_file,
-)
+from shared.infra.dev_keys import ADMIN_TOKEN_FILE, auth_dir, write_token_file  # noqa: E402
 
 PROCESSES = ("command-api", "command-relay", "query-api", "query-projector")
 HEALTH_TIMEOUT_S = 60.0
@@ -73,14 +67,7 @@ def service_env(environ: Mapping[str, str]) -> dict[str, str]:
 def write_admin_token(env: Mapping[str, str]) -> Path:
     """Mint $DATA_DIR/auth/admin.token with the dev key (made on first use); return its path."""
     settings = Settings.from_env(env)
-    token = mint_token(
-        ensure_dev_keys(settings.data_dir),
-        sub="local-admin",
-        scopes=["admin"],
-        issuer=settings.auth_issuer or DEV_ISSUER,
-        audience=settings.auth_audience,
-        ttl_s=ADMIN_TOKEN_TTL_S,
-    )
+    token = mint_local_token(settings, sub="local-admin", scopes=["admin"], ttl_s=ADMIN_TOKEN_TTL_S)
     path = auth_dir(settings.data_dir) / ADMIN_TOKEN_FILE
     write_token_file(path, token)
     return path

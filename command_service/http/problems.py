@@ -248,9 +248,8 @@ def register_command_problems(
 
     @app.errorhandler(NotPermitted)
     def _not_permitted(exc: NotPermitted) -> Response:
-        problem = forbidden(exc.scopes)
-        problem.detail = f"{exc.detail[0].upper()}{exc.detail[1:]}."
-        return problem_response(problem)
+        detail = f"{exc.detail[0].upper()}{exc.detail[1:]}."
+        return problem_response(forbidden(exc.scopes, detail))
 
     @app.errorhandler(EventStoreUnavailable)
     def _unavailable(exc: EventStoreUnavailable) -> Response:

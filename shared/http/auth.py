@@ -128,14 +128,15 @@ def _invalid_token(reason: str) -> Problem:
     )
 
 
-def forbidden(scopes: frozenset[str]) -> Problem:
-    """403 insufficient_scope naming the scopes that would do."""
+def forbidden(scopes: frozenset[str], detail: str | None = None) -> Problem:
+    """403 insufficient_scope naming the scopes that would do (and why, if `detail`)."""
     needed = " ".join(sorted(scopes))
-    detail = (
-        f"This needs a token with one of these scopes: {needed}."
-        if needed
-        else "This route is closed."
-    )
+    if detail is None:
+        detail = (
+            f"This needs a token with one of these scopes: {needed}."
+            if needed
+            else "This route is closed."
+        )
     return Problem(
         403,
         "insufficient-scope",

@@ -82,6 +82,29 @@ def service_token(settings: Settings, sub: str, scopes: Iterable[str]) -> TokenP
     return lambda: None
 
 
+def mint_local_token(
+    settings: Settings,
+    *,
+    sub: str,
+    scopes: Iterable[str],
+    ttl_s: int,
+    customer_id: str | None = None,
+    client_id: str | None = None,
+) -> str:
+    """A token signed with $DATA_DIR's dev key (made on first use), for these settings'
+    issuer (the dev issuer unless AUTH_ISSUER is set) and audience."""
+    return mint_token(
+        ensure_dev_keys(settings.data_dir),
+        sub=sub,
+        scopes=scopes,
+        issuer=settings.auth_issuer or DEV_ISSUER,
+        audience=settings.auth_audience,
+        ttl_s=ttl_s,
+        customer_id=customer_id,
+        client_id=client_id,
+    )
+
+
 def _key_file(path: Path, algorithms: frozenset[str]) -> KeyFile:
     try:
         return KeyFile(path, algorithms)
@@ -115,13 +138,10 @@ class _DevToken:
     def __call__(self) -> str | None:
         with self._lock:
             if self._token is None or time.time() > self._token[0] - _RENEW_MARGIN_S:
-                key = ensure_dev_keys(self._settings.data_dir)
-                token = mint_token(
-                    key,
+                token = mint_local_token(
+                    self._settings,
                     sub=self._sub,
                     scopes=self._scopes,
-                    issuer=issuer_of(self._settings),
-                    audience=self._settings.auth_audience,
                     ttl_s=DEV_SERVICE_TOKEN_TTL_S,
                     client_id=self._sub,
                 )
