@@ -27,6 +27,10 @@ from shared.infra.metrics_dir import claim_metrics_dir
 from shared.infra.structured_logging import configure_logging
 
 
+class TopicNotReady(RuntimeError):
+    """The topic exists but this client has no partition metadata for it yet; retry."""
+
+
 def build_projector(
     settings: Settings,
     engine: Engine,
@@ -43,7 +47,7 @@ def build_projector(
             settings.kafka_topic_partitions,
             settings.kafka_replication_factor,
         )
-        return create_consumer(
+        consumer = create_consumer(
             settings,
             group_id=settings.kafka_group_id,
             client_id="query-projector",
@@ -51,6 +55,12 @@ def build_projector(
             allow_auto_create_topics=False,
             **consumer_overrides,
         )
+        # A group leader that joins before it has the topic's partitions assigns nothing to
+        # anyone, and kafka-python only notices at its next metadata refresh (minutes later).
+        if not consumer.partitions_for_topic(settings.kafka_topic):
+            consumer.close(autocommit=False)
+            raise TopicNotReady(f"no partition metadata yet for topic {settings.kafka_topic!r}")
+        return consumer
 
     token = service_token(settings, "query-projector", [EVENTS_READ])
     applier = EventApplier(CommandApiClient(settings.command_api_url, token=token))
