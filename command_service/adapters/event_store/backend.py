@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -46,6 +47,10 @@ class Backend(Protocol[Prepared]):
 
     def lock_for_append(self, conn: Connection) -> None:
         """Serialize appends, so positions are handed out gapless and in commit order."""
+        ...
+
+    def savepoint(self, conn: Connection) -> AbstractContextManager[None]:
+        """A savepoint around one request of a batch: rolled back if the block raises."""
         ...
 
     def insert_events(

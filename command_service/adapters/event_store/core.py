@@ -6,7 +6,8 @@ than the sqlite3 module, whose BEGIN IMMEDIATE is lock enough.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,12 @@ class CoreBackend(Backend[None]):
 
     def lock_for_append(self, conn: Connection) -> None:
         """No lock of its own: the unique constraints turn a lost race into a ConcurrencyError."""
+
+    @contextmanager
+    def savepoint(self, conn: Connection) -> Iterator[None]:
+        """SQLAlchemy's nested transaction: SAVEPOINT, then RELEASE or ROLLBACK TO."""
+        with conn.begin_nested():
+            yield
 
     def insert_events(
         self,

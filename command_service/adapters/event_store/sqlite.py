@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,20 @@ class SQLiteBackend(Backend[SerializedRows]):
 
     def lock_for_append(self, conn: Connection) -> None:
         """Nothing more to take: BEGIN IMMEDIATE already holds SQLite's single write lock."""
+
+    @contextmanager
+    def savepoint(self, conn: Connection) -> Iterator[None]:
+        """SAVEPOINT on the driver, which runs the transaction (see lock_for_append)."""
+        driver: Any = conn.connection.driver_connection
+        driver.execute("SAVEPOINT batch_request")
+        try:
+            yield
+        except BaseException:
+            if driver.in_transaction:  # SQLite ends the transaction itself after some errors
+                driver.execute("ROLLBACK TO batch_request")
+                driver.execute("RELEASE batch_request")
+            raise
+        driver.execute("RELEASE batch_request")
 
     def insert_events(
         self,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Integer, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Integer, bindparam, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from command_service.adapters.event_store.backend import (
@@ -26,6 +26,7 @@ from command_service.adapters.event_store.backend import (
     unavailable,
 )
 from command_service.adapters.event_store.core import CoreBackend
+from command_service.adapters.event_store.group_commit import AppendRequest, GroupCommitter
 from command_service.adapters.event_store.postgres import PostgresBackend
 from command_service.adapters.event_store.schema import (
     AppendHook,
@@ -78,13 +79,18 @@ class EventStore:
     """Appends to and reads from the events table."""
 
     def __init__(
-        self, engine: Engine, on_appended: Callable[[list[EventEnvelope]], None] | None = None
+        self,
+        engine: Engine,
+        on_appended: Callable[[list[EventEnvelope]], None] | None = None,
+        max_batch: int = 64,
     ) -> None:
         self.engine = engine
         # Told of each append once it committed (the command API counts events with it).
         self.on_appended = on_appended
         # Picked once, so an append pays no dialect lookups.
         self.backend = backend_for(engine)
+        # Appends that arrive while one is being written share the next transaction.
+        self.group_commit = GroupCommitter(self._write_batch, max_batch)
 
     def create_schema(self) -> None:
         """Create the table if missing (idempotent, safe from several processes)."""
@@ -105,6 +111,9 @@ class EventStore:
     ) -> list[EventEnvelope]:
         """Append to several streams in one transaction: all events are written, or none.
 
+        Calls made at the same time may share that transaction (group commit); each keeps its
+        own version checks, hook and outcome, and returns only once the transaction committed.
+
         `hook` runs inside that transaction, under the write lock: before the version checks
         and after the insert (to record something that must commit with the events or not).
         """
@@ -114,15 +123,9 @@ class EventStore:
         # Everything that needs no lock is done before taking it: every other writer waits
         # for as long as the write lock is held.
         recorded_at = datetime.now(UTC)
-        prepared = backend.prepare(appends, recorded_at)
+        request = AppendRequest(appends, hook, recorded_at, backend.prepare(appends, recorded_at))
         try:
-            with write_transaction(self.engine) as conn:
-                backend.lock_for_append(conn)
-                if hook is not None:
-                    hook.before(conn)
-                appended = backend.insert_events(conn, appends, recorded_at, prepared)
-                if hook is not None:
-                    hook.after(conn, list(appended))
+            appended = self.group_commit.submit(request)
         except backend.integrity_errors as exc:
             # The version check runs under the write lock, so this is a backstop for backends
             # where another writer slipped in (or a reused event id); report it as a conflict.
@@ -138,6 +141,37 @@ class EventStore:
             except Exception:
                 # Committed is committed: counting it must not turn the append into an error.
                 log.exception("on_appended failed", extra={"count": len(appended)})
+        return appended
+
+    def _write_batch(self, take: Callable[[], list[AppendRequest]]) -> None:
+        """One transaction for the requests queued by the time the write lock is held."""
+        backend = self.backend
+        with write_transaction(self.engine) as conn:
+            backend.lock_for_append(conn)
+            batch = take()
+            if len(batch) == 1:
+                # Alone, its failure is the transaction's: no savepoint to pay for.
+                batch[0].appended = self._write_request(conn, batch[0])
+                return
+            for request in batch:
+                try:
+                    with backend.savepoint(conn):
+                        request.appended = self._write_request(conn, request)
+                except backend.unavailable_errors:
+                    raise  # the database refuses: the whole batch fails and rolls back
+                except Exception as exc:
+                    # Its own conflict or hook error: its savepoint is gone, the batch goes on.
+                    request.error = exc
+
+    def _write_request(self, conn: Connection, request: AppendRequest) -> list[EventEnvelope]:
+        hook = request.hook
+        if hook is not None:
+            hook.before(conn)
+        appended = self.backend.insert_events(
+            conn, request.appends, request.recorded_at, request.prepared
+        )
+        if hook is not None:
+            hook.after(conn, list(appended))
         return appended
 
     def load_stream(self, stream_id: str, after_version: int = 0) -> list[EventEnvelope]:
