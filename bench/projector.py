@@ -204,7 +204,7 @@ def rebuild_in_process(folder: Path, store: EventStore, events: int) -> dict[str
     read_model = folder / "read_model_direct.db"
     engine = create_read_model_engine(f"sqlite:///{read_model}")
     started = time.monotonic()
-    report = rebuild_read_model(engine, DirectSource(store, events), "unused", None, 500)  # type: ignore[arg-type]
+    report = rebuild_read_model(engine, DirectSource(store, events), "unused", None, 500)
     seconds = time.monotonic() - started
     engine.dispose()
     return {

@@ -25,6 +25,7 @@ rejects a row is the log applied again event by event, each in a savepoint, to p
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import logging
@@ -34,17 +35,18 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, delete, text
 
-from query_service.projection.events import UnprojectableEvent
+from query_service.projection.events import Event, UnprojectableEvent
 from query_service.projection.parsing import parse_raw
 from query_service.projector.applier import ROW_ERRORS, EventApplier, ProjectionBatch
+from query_service.projector.background_writer import BackgroundWriter
 from query_service.projector.batch_writes import ClaimLost
 from query_service.projector.command_api import CommandApiClient, CommandApiUnavailable, EventsPage
 from query_service.projector.lag import kafka_end_offsets
-from query_service.read_model.order_writer import ParkedEvent, park, save_positions
+from query_service.read_model.order_writer import ParkedEvent, save_positions
 from query_service.read_model.tables import (
     TRACKING_TABLES,
     VIEW_TABLES,
@@ -71,6 +73,14 @@ PAGE_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)  # then the rebuild gives up and roll
 KAFKA_TIMEOUT_S = 5.0
 
 
+class EventFeed(Protocol):
+    """Where the rebuild reads the log: the command API's GET /events, or a stand-in."""
+
+    def events_page(self, after: int, limit: int) -> EventsPage:
+        """Up to `limit` events of the log after a position."""
+        ...
+
+
 class RebuildFailed(Exception):
     """The feed could not be read to its end; the old read model is untouched."""
 
@@ -88,7 +98,7 @@ class RebuildReport:
 
 def rebuild_read_model(
     engine: Engine,
-    source: CommandApiClient,
+    source: EventFeed,
     topic: str,
     end_offsets: dict[int, int] | None,
     page_size: int = DEFAULT_PAGE_SIZE,
@@ -116,7 +126,7 @@ def rebuild_read_model(
 
 def _rebuild_once(
     engine: Engine,
-    source: CommandApiClient,
+    source: EventFeed,
     topic: str,
     end_offsets: dict[int, int] | None,
     page_size: int,
@@ -128,8 +138,9 @@ def _rebuild_once(
     events = applied = parked = unflushed = 0
     with (
         write_transaction(engine) as conn,
-        applier.batch(conn, isolated, starts_empty=True) as projection,
         ThreadPoolExecutor(1, thread_name_prefix="rebuild-feed") as reader,
+        BackgroundWriter(name="rebuild-writer") as writer,
+        applier.batch(conn, isolated, starts_empty=True, writer=writer) as projection,
     ):
         _truncate(conn)
         next_page = reader.submit(_read_page, source, 0, page_size, retry_delays_s)
@@ -140,22 +151,28 @@ def _rebuild_once(
                 # Read the next page while this one is applied: the feed's latency overlaps.
                 args = (source, page.next_after, page_size, retry_delays_s)
                 next_page = reader.submit(_read_page, *args)
-            for raw in page.events:
-                if _apply(projection, raw):
+            parsed = [(raw, _parse(raw)) for raw in page.events]
+            projection.prefetch(e for _, e in parsed if not isinstance(e, UnprojectableEvent))
+            for raw, event in parsed:
+                if _apply(projection, raw, event):
                     applied += 1
                 else:
                     parked += 1
             events += len(page.events)
             unflushed += len(page.events)
             if unflushed >= FLUSH_EVERY_EVENTS:
-                projection.flush()  # bounds the memory the pending rows take
+                # Written on the writer's thread while the next pages are projected; it also
+                # bounds the memory the pending rows take.
+                projection.flush()
                 unflushed = 0
             if progress is not None:
                 progress.advance(len(page.events))
             if not more:
                 break
         if end_offsets:
-            save_positions(conn, topic, end_offsets)
+            projection.write(
+                functools.partial(save_positions, topic=topic, next_offsets=end_offsets)
+            )
     return events, applied, parked
 
 
@@ -183,7 +200,7 @@ def _truncate(conn: Connection) -> None:
 
 
 def _read_page(
-    source: CommandApiClient, after: int, limit: int, retry_delays_s: tuple[float, ...]
+    source: EventFeed, after: int, limit: int, retry_delays_s: tuple[float, ...]
 ) -> EventsPage:
     for delay_s in (*retry_delays_s, None):
         try:
@@ -196,24 +213,32 @@ def _read_page(
     raise AssertionError("unreachable")
 
 
-def _apply(projection: ProjectionBatch, raw: Any) -> bool:
-    """Apply one feed event; False if it had to be parked."""
+def _parse(raw: Any) -> Event | UnprojectableEvent:
     try:
-        projection.apply(parse_raw(raw))
+        return parse_raw(raw)
+    except UnprojectableEvent as exc:
+        return exc
+
+
+def _apply(projection: ProjectionBatch, raw: Any, event: Event | UnprojectableEvent) -> bool:
+    """Apply one parsed feed event; False if it had to be parked."""
+    try:
+        if isinstance(event, UnprojectableEvent):
+            raise event
+        projection.apply(event)
         return True
     except UnprojectableEvent as exc:
         event_id = raw.get("event_id") if isinstance(raw, dict) else None
         stream_id = raw.get("stream_id") if isinstance(raw, dict) else None
         log.error("parked a log event", extra={"event_id": event_id, "error": str(exc)})
-        park(
-            projection.conn,
+        projection.park(
             ParkedEvent(
                 origin="rebuild",
                 error=str(exc),
                 value=json.dumps(raw, default=str).encode(),
                 event_id=event_id if isinstance(event_id, str) else None,
                 stream_id=stream_id if isinstance(stream_id, str) else None,
-            ),
+            )
         )
         return False
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from query_service.projection.events import (
     ACCOUNT_TYPES,
     CANCELLED,
@@ -44,11 +46,14 @@ def parse_message(value: bytes | None) -> Event:
     """Kafka message value -> order or account event, or UnprojectableEvent."""
     if value is None:
         raise UnprojectableEvent("message has no value (tombstone)")
+    # orjson, not EventEnvelope.from_json's json module: decoding was a tenth of the
+    # projector's time. It is stricter (no NaN, integers within 64 bits), which only parks
+    # values no command service writes.
     try:
-        envelope = EventEnvelope.from_json(value)
-    except EnvelopeError as exc:
-        raise UnprojectableEvent(str(exc)) from exc
-    return parse_event(envelope)
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise UnprojectableEvent(f"envelope is not JSON: {exc}") from exc
+    return parse_raw(raw)
 
 
 def parse_raw(raw: Any) -> Event:

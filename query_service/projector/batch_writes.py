@@ -4,23 +4,26 @@ Per-event statements cost more than the projection itself (bench/analysis.md, po
 batch reads the rows of the streams it touches once, applies its events to them in memory and
 writes the results at `flush`: new rows with one INSERT per table, advanced rows with one
 version-checked UPDATE per table, counters with one upsert per table.
+
+`take` and `Writes.write` are the two halves of `flush`: the rows are taken on the thread that
+applies events, and may be written on another (the rebuild's writer thread), so that the
+database works while the next events are projected.
 """
 
 from __future__ import annotations
 
-import functools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from operator import itemgetter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Executable, Table, insert
+from sqlalchemy import Connection, Executable, Table
 
 from query_service.projection.accounts import AccountChanges, AccountRow
 from query_service.projection.events import Event, OrderEventBase
 from query_service.projection.orders import OrderRow, RowChanges
 from query_service.read_model.account_writer import advance_account_statement, load_accounts
+from query_service.read_model.bulk_sql import execute_many, insert_rows
 from query_service.read_model.order_writer import add_counters, advance_order_statement, load_orders
 from query_service.read_model.tables import (
     STATUS_COUNT_COLUMNS,
@@ -43,30 +46,84 @@ ACCOUNT_ADVANCE_COLUMNS = (
     "version",
 )
 
+Rows = list[tuple[Any, ...]]
+
 
 class ClaimLost(Exception):
     """A row changed under the batch (another writer): redo the batch event by event."""
 
 
-class PendingWrites:
-    """The current order and account rows of a batch, and every row it has yet to write."""
+@dataclass
+class StreamWrites:
+    """The stream rows (orders or accounts) of one flush: new ones, and advanced ones as claims."""
 
-    def __init__(self, conn: Connection, starts_empty: bool = False) -> None:
+    new: Rows = field(default_factory=list)
+    advanced: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, conn: Connection, table: Table, advance: Executable) -> None:
+        """INSERT the new rows, then UPDATE the advanced ones if still at their stored version."""
+        # A row another writer inserted meanwhile fails the batch with IntegrityError.
+        insert_rows(conn, table, self.new)
+        if self.advanced and execute_many(conn, advance, self.advanced) != len(self.advanced):
+            raise ClaimLost(f"a row of {table.name} was advanced by another writer")
+
+
+@dataclass
+class Writes:
+    """Every row one flush writes; made by `PendingWrites.take`, written by `write`."""
+
+    orders: StreamWrites
+    accounts: StreamWrites
+    lines: Rows
+    history: Rows
+    statement: Rows
+    customers: dict[str, dict[str, int]]
+    products: dict[str, dict[str, int]]
+
+    def write(self, conn: Connection) -> None:
+        """Write them in the connection's transaction; raises ClaimLost if a claim failed."""
+        # Stream rows first: they are the claims, and the other rows hang on them.
+        self.orders.write(conn, orders, advance_order_statement(conn))
+        self.accounts.write(conn, accounts, advance_account_statement(conn))
+        insert_rows(conn, order_lines, self.lines)
+        insert_rows(conn, order_history, self.history)
+        insert_rows(conn, account_statement, self.statement)
+        add_counters(conn, self.customers, self.products)
+
+
+class PendingWrites:
+    """The current order and account rows of a batch, and every row it has yet to write.
+
+    starts_empty (a rebuild): the tables started empty and events come in log order, so an
+    event at version 1 starts its stream and nothing is read for it. Rows untouched for a whole
+    flush are then forgotten, which bounds memory on a long log; a later event of such a
+    stream reads its row back, after `before_read` (which waits for rows still being written).
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        starts_empty: bool = False,
+        before_read: Callable[[], None] = lambda: None,
+    ) -> None:
         self.conn = conn
-        # A rebuild starts from empty tables: a stream not seen yet has no row to read.
         self.starts_empty = starts_empty
+        self.before_read = before_read
         self.orders: dict[str, OrderRow | None] = {}
         self.accounts: dict[str, AccountRow | None] = {}
         # The version stored in the database (0: no row), what a flush claims against.
         self._stored_orders: dict[str, int] = {}
         self._stored_accounts: dict[str, int] = {}
-        # The rows changed since the last flush: a rebuild keeps every row, and looking at all
-        # of them at each flush grew with the log.
+        # Rows not touched since the last flush (starts_empty only): looked at before the
+        # database, forgotten at the next flush.
+        self._older_orders: dict[str, OrderRow | None] = {}
+        self._older_accounts: dict[str, AccountRow | None] = {}
+        # The rows changed since the last flush: looking at all of them grew with the log.
         self._changed_orders: set[str] = set()
         self._changed_accounts: set[str] = set()
-        self._lines: list[tuple[Any, ...]] = []
-        self._history: list[tuple[Any, ...]] = []
-        self._statement: list[tuple[Any, ...]] = []
+        self._lines: Rows = []
+        self._history: Rows = []
+        self._statement: Rows = []
         self._customers: dict[str, Counter[str]] = defaultdict(Counter)
         self._products: dict[str, Counter[str]] = defaultdict(Counter)
 
@@ -75,8 +132,17 @@ class PendingWrites:
         order_ids: set[str] = set()
         customer_ids: set[str] = set()
         for event in events:
+            # A stream's first event in log order: it has no row (rebuilds only).
+            first = self.starts_empty and event.version == 1
             if isinstance(event, OrderEventBase):
-                order_ids.add(event.order_id)
+                if first and event.order_id not in self.orders:
+                    self.orders[event.order_id] = None
+                    self._stored_orders[event.order_id] = 0
+                else:
+                    order_ids.add(event.order_id)
+            elif first and event.customer_id not in self.accounts:
+                self.accounts[event.customer_id] = None
+                self._stored_accounts[event.customer_id] = 0
             else:
                 customer_ids.add(event.customer_id)
         self._remember_orders(order_ids.difference(self.orders))
@@ -126,173 +192,91 @@ class PendingWrites:
 
     def flush(self) -> None:
         """Write every pending change; raises ClaimLost if a stream row moved meanwhile."""
-        # Stream rows first: they are the claims, and the other rows hang on them.
-        self._write_streams(
-            orders,
-            self.orders,
-            self._changed_orders,
-            self._stored_orders,
-            advance_order_statement(self.conn),
+        self.take().write(self.conn)
+
+    def take(self) -> Writes:
+        """Every pending change, to be written (in order) before the next `take` is."""
+        writes = Writes(
+            orders=_stream_writes(
+                self.orders, self._changed_orders, self._stored_orders, "order_id"
+            ),
+            accounts=_stream_writes(
+                self.accounts, self._changed_accounts, self._stored_accounts, "customer_id"
+            ),
+            lines=self._lines,
+            history=self._history,
+            statement=self._statement,
+            customers={k: _all_columns(c, CUSTOMER_COUNTERS) for k, c in self._customers.items()},
+            products={k: _all_columns(c, PRODUCT_COUNTERS) for k, c in self._products.items()},
         )
-        self._write_streams(
-            accounts,
-            self.accounts,
-            self._changed_accounts,
-            self._stored_accounts,
-            advance_account_statement(self.conn),
-        )
-        for table, rows in (
-            (order_lines, self._lines),
-            (order_history, self._history),
-            (account_statement, self._statement),
-        ):
-            insert_rows(self.conn, table, rows)
-            rows.clear()
-        add_counters(
-            self.conn,
-            {key: _all_columns(c, CUSTOMER_COUNTERS) for key, c in self._customers.items()},
-            {key: _all_columns(c, PRODUCT_COUNTERS) for key, c in self._products.items()},
-        )
+        self._lines, self._history, self._statement = [], [], []
         self._customers.clear()
         self._products.clear()
+        if self.starts_empty:
+            self._forget_untouched()
+        return writes
 
-    def _write_streams(
-        self,
-        table: Table,
-        current: dict[str, Any],
-        changed: set[str],
-        stored: dict[str, int],
-        advance: Executable,
-    ) -> None:
-        advance_columns = ORDER_ADVANCE_COLUMNS if table is orders else ACCOUNT_ADVANCE_COLUMNS
-        key_name = table.primary_key.columns[0].name
-        new: list[tuple[Any, ...]] = []
-        advanced: list[dict[str, Any]] = []
-        # Sorted, so that concurrent writers lock rows in the same order and cannot deadlock.
-        for key in sorted(changed):
-            row = current[key]
-            stored_version = stored.get(key, 0)
-            if row is None or row.version == stored_version:
-                continue
-            if stored_version == 0:
-                new.append(row)
-            else:
-                values = row._asdict()
-                moved = {f"p_{name}": values[name] for name in advance_columns}
-                advanced.append(
-                    {**moved, f"p_{key_name}": key, "p_previous_version": stored_version}
-                )
-            stored[key] = row.version
-        changed.clear()
-        # A row another writer inserted meanwhile fails the batch with IntegrityError.
-        insert_rows(self.conn, table, new)
-        if advanced and execute_many(self.conn, advance, advanced) != len(advanced):
-            raise ClaimLost(f"a row of {table.name} was advanced by another writer")
+    def _forget_untouched(self) -> None:
+        for key in self._older_orders.keys() - self.orders.keys():
+            del self._stored_orders[key]
+        for key in self._older_accounts.keys() - self.accounts.keys():
+            del self._stored_accounts[key]
+        self._older_orders, self.orders = self.orders, {}
+        self._older_accounts, self.accounts = self.accounts, {}
 
     def _remember_orders(self, order_ids: set[str]) -> None:
-        found = {} if self.starts_empty or not order_ids else load_orders(self.conn, order_ids)
+        recent = {key: self._older_orders.pop(key) for key in order_ids & self._older_orders.keys()}
+        self.orders.update(recent)
+        order_ids = order_ids.difference(recent)
+        found = self._read(load_orders, order_ids)
         for order_id in order_ids:
             row = found.get(order_id)
             self.orders[order_id] = row
             self._stored_orders[order_id] = row.version if row else 0
 
     def _remember_accounts(self, customer_ids: set[str]) -> None:
-        found = (
-            {} if self.starts_empty or not customer_ids else load_accounts(self.conn, customer_ids)
-        )
+        older = self._older_accounts
+        recent = {key: older.pop(key) for key in customer_ids & older.keys()}
+        self.accounts.update(recent)
+        customer_ids = customer_ids.difference(recent)
+        found = self._read(load_accounts, customer_ids)
         for customer_id in customer_ids:
             row = found.get(customer_id)
             self.accounts[customer_id] = row
             self._stored_accounts[customer_id] = row.version if row else 0
 
-
-def execute_many(conn: Connection, statement: Executable, rows: Sequence[dict[str, Any]]) -> int:
-    """Run a statement once per row with the driver's executemany; the rows it changed.
-
-    SQLAlchemy's own executemany processes each row's parameters in Python, which cost more
-    than SQLite's insert; here only the columns that need it (timestamps) are converted, with
-    the very processors SQLAlchemy would apply, so the stored values are the same.
-    """
-    if not rows:
-        return 0
-    driver = _compile(statement, conn.dialect)
-    return _execute_driver(conn, driver, [driver.values_of(row) for row in rows])
+    def _read(
+        self, load: Callable[[Connection, set[str]], dict[str, Any]], keys: set[str]
+    ) -> dict[str, Any]:
+        if not keys:
+            return {}
+        self.before_read()
+        return load(self.conn, keys)
 
 
-def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
-    """INSERT rows given as tuples in the table's column order (the projections' row types)."""
-    if not rows:
-        return
-    driver = _compile(insert_statement(table), conn.dialect)
-    if driver.names != tuple(table.columns.keys()):
-        columns = tuple(table.columns.keys())
-        in_driver_order = itemgetter(*(columns.index(name) for name in driver.names))
-        rows = [in_driver_order(row) for row in rows]
-    _execute_driver(conn, driver, rows)
-
-
-def _execute_driver(conn: Connection, driver: _DriverStatement, params: Sequence[Any]) -> int:
-    if driver.processors:
-        columns = list(zip(*params, strict=True))
-        # Per type: one instant often recurs (created_at and updated_at, events of one append).
-        converted: dict[type, dict[Any, Any]] = {}
-        for index, processor, kind in driver.processors:
-            memo = converted.setdefault(kind, {})
-            columns[index] = tuple(_convert(processor, columns[index], memo))
-        params = list(zip(*columns, strict=True))
-    if not driver.positional:
-        params = [dict(zip(driver.names, values, strict=True)) for values in params]
-    result = conn.exec_driver_sql(driver.sql, params)
-    if not conn.dialect.supports_sane_multi_rowcount:
-        return len(params)
-    return int(result.rowcount)
-
-
-def _convert(
-    processor: Callable[[Any], Any], values: Iterable[Any], converted: dict[Any, Any]
-) -> Iterator[Any]:
-    for value in values:
-        result = converted.get(value)
-        if result is None:
-            result = converted[value] = processor(value)
-        yield result
-
-
-@dataclass(frozen=True)
-class _DriverStatement:
-    """A statement compiled for one dialect: its SQL, parameter order and value conversion."""
-
-    sql: str
-    names: tuple[str, ...]
-    positional: bool
-    values_of: Callable[[dict[str, Any]], tuple[Any, ...]]
-    processors: tuple[tuple[int, Callable[[Any], Any], type], ...]  # index, processor, type
-
-
-@functools.cache
-def insert_statement(table: Table) -> Executable:
-    """INSERT of every column of the table (one object per table, so its compilation is cached)."""
-    return insert(table)
-
-
-@functools.cache
-def _compile(statement: Any, dialect: Dialect) -> _DriverStatement:
-    compiled = statement.compile(dialect=dialect)
-    names = tuple(compiled.positiontup) if compiled.positional else tuple(compiled.binds)
-    if len(names) < 2:
-        raise ValueError("execute_many takes statements of two or more parameters")
-    types = [compiled.binds[name].type for name in names]
-    processors = (
-        (index, type_.dialect_impl(dialect).bind_processor(dialect), type(type_))
-        for index, type_ in enumerate(types)
-    )
-    return _DriverStatement(
-        sql=compiled.string,
-        names=names,
-        positional=compiled.positional,
-        values_of=itemgetter(*names),
-        processors=tuple((index, p, kind) for index, p, kind in processors if p is not None),
-    )
+def _stream_writes(
+    current: dict[str, Any], changed: set[str], stored: dict[str, int], key_name: str
+) -> StreamWrites:
+    """The changed stream rows as inserts (no stored row) and version-checked advances."""
+    advance_columns = ORDER_ADVANCE_COLUMNS if key_name == "order_id" else ACCOUNT_ADVANCE_COLUMNS
+    writes = StreamWrites()
+    # Sorted, so that concurrent writers lock rows in the same order and cannot deadlock.
+    for key in sorted(changed):
+        row = current[key]
+        stored_version = stored.get(key, 0)
+        if row is None or row.version == stored_version:
+            continue
+        if stored_version == 0:
+            writes.new.append(row)
+        else:
+            values = row._asdict()
+            moved = {f"p_{name}": values[name] for name in advance_columns}
+            writes.advanced.append(
+                {**moved, f"p_{key_name}": key, "p_previous_version": stored_version}
+            )
+        stored[key] = row.version
+    changed.clear()
+    return writes
 
 
 def _all_columns(counts: Counter[str], columns: tuple[str, ...]) -> dict[str, int]:

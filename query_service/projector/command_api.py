@@ -5,13 +5,14 @@ Unreachable, slow or failing (5xx) servers raise CommandApiUnavailable: callers 
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -100,6 +101,6 @@ class CommandApiClient:
         except (urllib.error.URLError, OSError) as exc:
             raise CommandApiUnavailable(f"GET {path}: {exc}") from exc
         try:
-            return json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return orjson.loads(payload)  # a rebuild decodes every event of the log here
+        except orjson.JSONDecodeError as exc:
             raise CommandApiUnavailable(f"GET {path}: body is not JSON") from exc
