@@ -24,6 +24,7 @@ from devtools.ports import free_port
 # Cheapest first: a failure shows up early. Projector (a million events) last.
 BENCHMARKS = (
     "append",
+    "concurrent_append",
     "aggregate_load",
     "auth_cost",
     "post_stages",
