@@ -29,11 +29,12 @@ BENCHMARKS = (
     "auth_cost",
     "post_stages",
     "http_commands",
+    "pipeline_http",
     "relay",
     "freshness",
     "projector",
 )
-NEEDS_KAFKA = {"relay", "freshness", "projector"}
+NEEDS_KAFKA = {"pipeline_http", "relay", "freshness", "projector"}
 
 
 def main(argv: list[str] | None = None) -> int:
