@@ -31,7 +31,7 @@ test: install kafka-jars
 test-fast: install
 	$(PY) -m pytest tests/unit
 
-# Benchmarks (bench/, one script per question): about 25 minutes on 2 cores; results in
+# Benchmarks (bench/, one script per question): about 30 minutes on 2 cores; results in
 # bench/results/*.json, the table in docs/benchmarks.md. Trial run: make bench BENCH_ARGS=--quick
 # The HTTP benchmarks load the servers with wrk (a system package): installed here with
 # apt-get when it is missing and we run as root; otherwise this says how. Without it,
