@@ -16,10 +16,12 @@ those events by version. If Kafka does not answer, no positions are stored: the 
 reads the topic from its beginning and skips every event at or below the rebuilt versions.
 Parked events are kept: they are an operator's to-do list, not part of the views.
 
-Speed: the tables start empty, so the projection reads nothing back; it keeps the order and
-account rows in memory and writes rows in bulk every FLUSH_EVERY_EVENTS (batch_writes.py), and
-the next page of the feed is read while the current one is applied. Only if the database
-rejects a row is the log applied again event by event, each in a savepoint, to park it.
+Speed and memory: the tables start empty, so a stream's first event reads nothing back. Rows
+are written in bulk every FLUSH_EVERY_EVENTS (batch_writes.py) on a writer thread while the
+next slice is projected, and the next page of the feed is read while the current one is
+applied. Rows of streams no slice has touched since the last one are forgotten (read back if a
+later event needs them), so memory does not grow with the log. Only if the database rejects a
+row is the log applied again event by event, each in a savepoint, to park it.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 1000  # the command API's own limit
 DEFAULT_PAGE_SIZE = MAX_PAGE_SIZE
-# Rows held in memory between writes; the order and account rows stay until the end.
-FLUSH_EVERY_EVENTS = 20_000
+# Events per slice written at once: a slice is built while the one before it is written.
+FLUSH_EVERY_EVENTS = 10_000
 # Allocations between the garbage collector's youngest-generation passes during a rebuild
 # (Python's default is 700); see _fewer_collections.
 REBUILD_GC_THRESHOLD = 100_000

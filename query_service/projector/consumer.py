@@ -13,11 +13,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from kafka.errors import KafkaError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from query_service.projection.events import Event, UnprojectableEvent
@@ -27,11 +28,11 @@ from query_service.projector.backoff import Backoff
 from query_service.projector.batch_report import (
     BatchReport,
     ProjectorObserver,
-    correlation_id,
     log_applied,
 )
 from query_service.projector.batch_writes import ClaimLost
 from query_service.projector.command_api import CommandApiUnavailable
+from query_service.projector.parking import park_message
 from query_service.projector.positions import (
     AssignmentTracker,
     Batch,
@@ -39,7 +40,7 @@ from query_service.projector.positions import (
     position_from_read_model,
     rewind,
 )
-from query_service.read_model.order_writer import ParkedEvent, park, save_positions
+from query_service.read_model.order_writer import save_positions
 from shared.infra.db import write_transaction
 
 log = logging.getLogger("query_service.projector")
@@ -97,6 +98,8 @@ class Projector:
         self._tracker = AssignmentTracker()
         self._backoff = Backoff(self.options.initial_backoff_s, self.options.max_backoff_s)
         self._last_progress_log = time.monotonic()
+        # The batch the applying thread is on, and its future (next offsets per partition).
+        self._in_flight: tuple[Batch, Future[dict[int, int]]] | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Consume and apply until stopped."""
@@ -106,9 +109,11 @@ class Projector:
         try:
             consumer.subscribe([self.topic], listener=self._tracker)
             log.info("projector started", extra={"topic": self.topic})
-            while not stop.is_set():
-                self._poll_and_apply(consumer, stop)
-                self._maybe_log_progress()
+            with ThreadPoolExecutor(1, thread_name_prefix="projector-apply") as applying:
+                while not stop.is_set():
+                    self._poll_and_apply(consumer, stop, applying)
+                    self._maybe_log_progress()
+                self._settle(consumer, {}, stop)
         finally:
             consumer.close(autocommit=False)
             log.info("projector stopped", extra={"stats": vars(self.stats)})
@@ -122,7 +127,14 @@ class Projector:
                 self._backoff.wait(stop)
         return None
 
-    def _poll_and_apply(self, consumer: Any, stop: threading.Event) -> None:
+    def _poll_and_apply(
+        self, consumer: Any, stop: threading.Event, applying: ThreadPoolExecutor
+    ) -> None:
+        """Poll the next batch while the last one is applied, then hand this one over.
+
+        Every consumer call stays on this thread (KafkaConsumer is not thread-safe); the
+        applying thread only touches the database.
+        """
         try:
             batch: Batch = consumer.poll(
                 timeout_ms=self.options.poll_timeout_ms, max_records=self.options.max_batch
@@ -133,30 +145,61 @@ class Projector:
                 extra={"error": repr(exc)},
                 exc_info=not isinstance(exc, KafkaError),
             )
-            self._backoff.wait(stop)
+            if self._settle(consumer, {}, stop):
+                self._backoff.wait(stop)
+            return
+        # The batch in flight is settled first: its outcome decides where this one starts.
+        if not self._settle(consumer, batch, stop):
             return
         try:
             batch = self._position_new_assignments(consumer, batch)
-            if not batch:
-                return
-            next_offsets = self._apply_batch(batch)
         except Exception as exc:
-            # The transaction rolled back, so retrying the batch is always safe; only a
-            # failure that is not a known outage deserves a traceback.
-            self.stats.retries += 1
-            if self.observer is not None:
-                self.observer.batch_retried()
-            log.log(
-                logging.WARNING if isinstance(exc, TRANSIENT_ERRORS) else logging.ERROR,
-                "batch not applied; rewinding to retry",
-                extra={"error": repr(exc), "retry_in_s": self._backoff.delay_s},
-                exc_info=not isinstance(exc, TRANSIENT_ERRORS),
-            )
-            rewind(consumer, batch)
-            self._backoff.wait(stop)
+            self._retry_later(consumer, batch, exc, stop)
             return
+        if batch:
+            self._in_flight = (batch, applying.submit(self._apply_batch, batch))
+
+    def _settle(self, consumer: Any, polled: Batch, stop: threading.Event) -> bool:
+        """Wait for the batch in flight; commit its offsets to Kafka, or rewind it and `polled`.
+
+        False if it failed: both are read again after a backoff.
+        """
+        if self._in_flight is None:
+            return True
+        batch, applied = self._in_flight
+        self._in_flight = None
+        try:
+            next_offsets = applied.result()
+        except Exception as exc:
+            # The later batch was polled after this one's records: rewinding to this one's
+            # first offsets (where both have a partition) reads both again, in order.
+            self._retry_later(consumer, {**polled, **batch}, exc, stop)
+            return False
         self._backoff.reset()
-        commit_to_kafka(consumer, self.topic, next_offsets)
+        # Only after the database commit, and only for partitions still ours: a partition
+        # revoked meanwhile is its new owner's to commit.
+        owned = {tp.partition for tp in consumer.assignment() if tp.topic == self.topic}
+        mine = {p: offset for p, offset in next_offsets.items() if p in owned}
+        if mine:
+            commit_to_kafka(consumer, self.topic, mine)
+        return True
+
+    def _retry_later(
+        self, consumer: Any, batch: Batch, exc: Exception, stop: threading.Event
+    ) -> None:
+        # The transaction rolled back, so retrying the batch is always safe; only a
+        # failure that is not a known outage deserves a traceback.
+        self.stats.retries += 1
+        if self.observer is not None:
+            self.observer.batch_retried()
+        log.log(
+            logging.WARNING if isinstance(exc, TRANSIENT_ERRORS) else logging.ERROR,
+            "batch not applied; rewinding to retry",
+            extra={"error": repr(exc), "retry_in_s": self._backoff.delay_s},
+            exc_info=not isinstance(exc, TRANSIENT_ERRORS),
+        )
+        rewind(consumer, batch)
+        self._backoff.wait(stop)
 
     def _position_new_assignments(self, consumer: Any, batch: Batch) -> Batch:
         """Seek newly assigned partitions to the stored offsets; drop what was fetched for them."""
@@ -235,43 +278,16 @@ class Projector:
         except TRANSIENT_ERRORS:
             raise
         except UnprojectableEvent as exc:
-            self._park(projection.conn, record, str(exc))
+            park_message(projection.conn, record, str(exc))
             return "parked", None
         except Exception as exc:
             if not projection.isolated:
                 raise _NeedsIsolation() from exc  # it may have written half its rows
             # A bug must not stop every other order: park the message and go on.
             log.exception("unexpected error applying a message")
-            self._park(projection.conn, record, f"unexpected error: {exc!r}")
+            park_message(projection.conn, record, f"unexpected error: {exc!r}")
             return "parked", None
         return outcome.value, (event if outcome is Outcome.APPLIED else None)
-
-    def _park(self, conn: Connection, record: Any, error: str) -> None:
-        log.error(
-            "parked a message the projection cannot apply",
-            extra={
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "correlation_id": correlation_id(record),
-                "error": error,
-            },
-        )
-        key = record.key
-        park(
-            conn,
-            ParkedEvent(
-                origin="kafka",
-                error=error,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=key,
-                value=record.value,
-                headers=list(record.headers or ()),
-                stream_id=key.decode(errors="replace") if isinstance(key, bytes) else None,
-            ),
-        )
 
     def _maybe_log_progress(self) -> None:
         now = time.monotonic()
