@@ -44,7 +44,7 @@ from flask import Flask
 import command_service.application.orders as application_orders
 import command_service.domain.order as domain_order
 import command_service.http.orders as http_orders
-import shared.infra.db as infra_db
+import shared.infra.write_lock as infra_write_lock
 from bench.auth import AUTH_ENV, admin_token
 from bench.common import Result, base_parser, percentiles, work_dir
 from bench.workload import place_order_json
@@ -161,7 +161,7 @@ def instrumented(app: Flask, clock: StageClock) -> Iterator[None]:
     after = app.after_request_funcs[None]
     endpoint = "orders.place_order"
     idempotent_view = app.view_functions[endpoint]
-    real_driver_sql = infra_db._execute_on_driver
+    real_driver_sql = infra_write_lock.execute_on_driver
     begin_sql = wrap("append_begin", real_driver_sql)
     commit_sql = wrap("append_commit", real_driver_sql)
 
@@ -205,7 +205,7 @@ def instrumented(app: Flask, clock: StageClock) -> Iterator[None]:
         for target, attribute, stage in patches:
             timed = wrap(stage, getattr(target, attribute))
             stack.enter_context(mock.patch.object(target, attribute, timed))
-        stack.enter_context(mock.patch.object(infra_db, "_execute_on_driver", driver_sql))
+        stack.enter_context(mock.patch.object(infra_write_lock, "execute_on_driver", driver_sql))
         yield
 
 
