@@ -13,7 +13,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,8 +97,6 @@ class Projector:
         self._tracker = AssignmentTracker()
         self._backoff = Backoff(self.options.initial_backoff_s, self.options.max_backoff_s)
         self._last_progress_log = time.monotonic()
-        # The batch the applying thread is on, and its future (next offsets per partition).
-        self._in_flight: tuple[Batch, Future[dict[int, int]]] | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Consume and apply until stopped."""
@@ -109,11 +106,9 @@ class Projector:
         try:
             consumer.subscribe([self.topic], listener=self._tracker)
             log.info("projector started", extra={"topic": self.topic})
-            with ThreadPoolExecutor(1, thread_name_prefix="projector-apply") as applying:
-                while not stop.is_set():
-                    self._poll_and_apply(consumer, stop, applying)
-                    self._maybe_log_progress()
-                self._settle(consumer, {}, stop)
+            while not stop.is_set():
+                self._poll_and_apply(consumer, stop)
+                self._maybe_log_progress()
         finally:
             consumer.close(autocommit=False)
             log.info("projector stopped", extra={"stats": vars(self.stats)})
@@ -127,14 +122,7 @@ class Projector:
                 self._backoff.wait(stop)
         return None
 
-    def _poll_and_apply(
-        self, consumer: Any, stop: threading.Event, applying: ThreadPoolExecutor
-    ) -> None:
-        """Poll the next batch while the last one is applied, then hand this one over.
-
-        Every consumer call stays on this thread (KafkaConsumer is not thread-safe); the
-        applying thread only touches the database.
-        """
+    def _poll_and_apply(self, consumer: Any, stop: threading.Event) -> None:
         try:
             batch: Batch = consumer.poll(
                 timeout_ms=self.options.poll_timeout_ms, max_records=self.options.max_batch
@@ -145,44 +133,24 @@ class Projector:
                 extra={"error": repr(exc)},
                 exc_info=not isinstance(exc, KafkaError),
             )
-            if self._settle(consumer, {}, stop):
-                self._backoff.wait(stop)
-            return
-        # The batch in flight is settled first: its outcome decides where this one starts.
-        if not self._settle(consumer, batch, stop):
+            self._backoff.wait(stop)
             return
         try:
             batch = self._position_new_assignments(consumer, batch)
+            if not batch:
+                return
+            next_offsets = self._apply_batch(batch)
         except Exception as exc:
             self._retry_later(consumer, batch, exc, stop)
             return
-        if batch:
-            self._in_flight = (batch, applying.submit(self._apply_batch, batch))
-
-    def _settle(self, consumer: Any, polled: Batch, stop: threading.Event) -> bool:
-        """Wait for the batch in flight; commit its offsets to Kafka, or rewind it and `polled`.
-
-        False if it failed: both are read again after a backoff.
-        """
-        if self._in_flight is None:
-            return True
-        batch, applied = self._in_flight
-        self._in_flight = None
-        try:
-            next_offsets = applied.result()
-        except Exception as exc:
-            # The later batch was polled after this one's records: rewinding to this one's
-            # first offsets (where both have a partition) reads both again, in order.
-            self._retry_later(consumer, {**polled, **batch}, exc, stop)
-            return False
         self._backoff.reset()
-        # Only after the database commit, and only for partitions still ours: a partition
-        # revoked meanwhile is its new owner's to commit.
+        # Only after the database commit, and only for partitions still ours: kafka-python
+        # rebalances on its I/O thread, and a partition revoked while the batch was applied
+        # is its new owner's to commit.
         owned = {tp.partition for tp in consumer.assignment() if tp.topic == self.topic}
         mine = {p: offset for p, offset in next_offsets.items() if p in owned}
         if mine:
             commit_to_kafka(consumer, self.topic, mine)
-        return True
 
     def _retry_later(
         self, consumer: Any, batch: Batch, exc: Exception, stop: threading.Event
