@@ -61,7 +61,7 @@ STAGES = {
     "idempotency": "idempotency decorator (no key)",
     "route": "route code (PlaceOrder, prices, command_context)",
     "json_parse": "JSON body parse (read_json_body)",
-    "validation": "validation (marshmallow load_or_raise)",
+    "validation": "validation (load_or_raise: PlaceOrder shortcut, else marshmallow)",
     "application": "OrderService.place_order (checks, fingerprint, result)",
     "decide": "decide (domain)",
     "envelopes": "envelope building (new_events + encode)",
@@ -71,7 +71,7 @@ STAGES = {
     "append_commit": "append: COMMIT (WAL write + fsync)",
     "append_rest": "append: rest (pool checkout, write lock, bookkeeping)",
     "metrics": "metrics (after_request recorder, on_appended)",
-    "response": "response rendering (_placed_response)",
+    "response": "response rendering (_placed_response, orjson)",
     "security_headers": "security headers hook",
 }
 APPEND_STAGES = tuple(s for s in STAGES if s.startswith("append"))
