@@ -37,6 +37,7 @@ COMMAND_POLICIES: Contract = {
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/static/<path:filename>"): PUBLIC,
 }
 
 QUERY_POLICIES: Contract = {
@@ -55,6 +56,7 @@ QUERY_POLICIES: Contract = {
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/static/<path:filename>"): PUBLIC,
 }
 
 
