@@ -31,11 +31,25 @@ test: install kafka-jars
 test-fast: install
 	$(PY) -m pytest tests/unit
 
-# Benchmarks (bench/, one script per question): about 25 minutes on 2 cores; results in
+# Benchmarks (bench/, one script per question): about 30 minutes on 2 cores; results in
 # bench/results/*.json, the table in docs/benchmarks.md. Trial run: make bench BENCH_ARGS=--quick
+# The HTTP benchmarks load the servers with wrk (a system package): installed here with
+# apt-get when it is missing and we run as root; otherwise this says how. Without it,
+# bench/pipeline_http.py stops with that advice and bench/http_commands.py uses locust.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing wrk with apt-get"; \
+	    apt-get install -y -qq wrk >/dev/null || \
+	      { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || \
+	      echo "warning: apt-get could not install wrk"; \
+	  else \
+	    echo "wrk is not installed: run 'sudo apt-get install -y wrk' (Debian/Ubuntu)" \
+	      "or 'brew install wrk' (macOS), then make bench"; \
+	  fi; \
+	fi
 	touch $(BENCH_STAMP)
 
 bench: install kafka-jars $(BENCH_STAMP)

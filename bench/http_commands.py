@@ -50,6 +50,11 @@ def deployed_workers() -> int:
     return Settings.from_env({**os.environ, "DATA_DIR": "."}).command_api_workers
 
 
+def command_synchronous() -> str:
+    """EVENT_STORE_SQLITE_SYNCHRONOUS as `command-api` resolves it here (FULL by default)."""
+    return Settings.from_env({**os.environ, "DATA_DIR": "."}).sqlite_synchronous
+
+
 SERVERS = ("command_api", "trivial", "peer")
 
 
@@ -201,8 +206,17 @@ def main(argv: list[str] | None = None) -> None:
     with work_dir("http", args.keep) as folder, Services(folder) as services:
         servers, urls = start_servers(services, folder, workers)
         command_api = servers["command_api"]
-        result.data["params"]["peer_sqlite"] = peer_sqlite_settings(urls["peer"])
-        print(f"  peer SQLite: {result.data['params']['peer_sqlite']}")
+        peer_sqlite = peer_sqlite_settings(urls["peer"])
+        ours_sqlite = {"journal_mode": "wal", "synchronous": command_synchronous()}
+        result.data["params"]["peer_sqlite"] = peer_sqlite
+        result.data["params"]["command_api_sqlite"] = ours_sqlite
+        result.data["params"]["same_durability"] = peer_sqlite == ours_sqlite
+        print(f"  peer SQLite: {peer_sqlite}; command API: {ours_sqlite}")
+        if peer_sqlite != ours_sqlite:
+            result.note(
+                f"the peer's SQLite runs {peer_sqlite}, the command API {ours_sqlite}: the "
+                "peer ratio compares different durability"
+            )
         auth = authorization(folder)
         targets = {name: f"{urls[name]}/orders" for name in SERVERS}
         for url in targets.values():  # warm-up

@@ -20,7 +20,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def available(preferred: str = "auto") -> str:
-    """ "wrk" or "locust"."""
+    """ "wrk" or "locust" ("auto": wrk when installed); asking for a missing wrk stops."""
+    if preferred == "wrk":
+        require_wrk()
     if preferred in ("wrk", "locust"):
         return preferred
     return "wrk" if shutil.which("wrk") else "locust"
@@ -45,12 +47,29 @@ def run(
     rate: float | None = None,
     delay_ms: float | None = None,
     authorization: str = "",
+    method: str = "POST",
+    order_id_prefix: str = "",
 ) -> dict[str, Any]:
     """One load run against POST url; requests/s, errors and latency percentiles in ms.
-    `authorization`: the Authorization header value every request sends ("" sends none)."""
+    `authorization`: the Authorization header value every request sends ("" sends none).
+    wrk only: `method` "GET" sends bodiless GETs instead; `order_id_prefix` gives each POST
+    a new order id starting with it (else the body goes as it is)."""
     if tool == "wrk":
-        return _run_wrk(url, body, connections, seconds, delay_ms, authorization)
+        return _run_wrk(
+            url, body, connections, seconds, delay_ms, authorization, method, order_id_prefix
+        )
+    if method != "POST" or order_id_prefix:
+        raise ValueError("only the wrk runner sends GETs or numbered order ids")
     return _run_locust(url, body, connections, seconds, rate, authorization)
+
+
+def require_wrk() -> None:
+    """Stop with what to do when wrk is not installed (benchmarks that need wrk itself)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit(
+            "wrk is not installed: `make bench` installs it when run as root; otherwise "
+            "`sudo apt-get install -y wrk` (Debian/Ubuntu) or `brew install wrk` (macOS)"
+        )
 
 
 def _run_wrk(
@@ -60,12 +79,16 @@ def _run_wrk(
     seconds: float,
     delay_ms: float | None,
     authorization: str,
+    method: str = "POST",
+    order_id_prefix: str = "",
 ) -> dict[str, Any]:
     env = {
         **os.environ,
         "WRK_BODY": body,
         "WRK_DELAY_MS": f"{delay_ms or 0:.3f}",
         "WRK_AUTHORIZATION": authorization,
+        "WRK_METHOD": method,
+        "WRK_ORDER_ID_PREFIX": order_id_prefix,
     }
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s"]
     argv += ["-s", str(HERE / "wrk_post.lua"), url]

@@ -44,7 +44,7 @@ from flask import Flask
 import command_service.application.orders as application_orders
 import command_service.domain.order as domain_order
 import command_service.http.orders as http_orders
-import shared.infra.db as infra_db
+import shared.infra.write_lock as infra_write_lock
 from bench.auth import AUTH_ENV, admin_token
 from bench.common import Result, base_parser, percentiles, work_dir
 from bench.workload import place_order_json
@@ -61,7 +61,7 @@ STAGES = {
     "idempotency": "idempotency decorator (no key)",
     "route": "route code (PlaceOrder, prices, command_context)",
     "json_parse": "JSON body parse (read_json_body)",
-    "validation": "validation (marshmallow load_or_raise)",
+    "validation": "validation (load_or_raise: PlaceOrder shortcut, else marshmallow)",
     "application": "OrderService.place_order (checks, fingerprint, result)",
     "decide": "decide (domain)",
     "envelopes": "envelope building (new_events + encode)",
@@ -71,7 +71,7 @@ STAGES = {
     "append_commit": "append: COMMIT (WAL write + fsync)",
     "append_rest": "append: rest (pool checkout, write lock, bookkeeping)",
     "metrics": "metrics (after_request recorder, on_appended)",
-    "response": "response rendering (_placed_response)",
+    "response": "response rendering (_placed_response, orjson)",
     "security_headers": "security headers hook",
 }
 APPEND_STAGES = tuple(s for s in STAGES if s.startswith("append"))
@@ -161,7 +161,7 @@ def instrumented(app: Flask, clock: StageClock) -> Iterator[None]:
     after = app.after_request_funcs[None]
     endpoint = "orders.place_order"
     idempotent_view = app.view_functions[endpoint]
-    real_driver_sql = infra_db._execute_on_driver
+    real_driver_sql = infra_write_lock.execute_on_driver
     begin_sql = wrap("append_begin", real_driver_sql)
     commit_sql = wrap("append_commit", real_driver_sql)
 
@@ -205,7 +205,7 @@ def instrumented(app: Flask, clock: StageClock) -> Iterator[None]:
         for target, attribute, stage in patches:
             timed = wrap(stage, getattr(target, attribute))
             stack.enter_context(mock.patch.object(target, attribute, timed))
-        stack.enter_context(mock.patch.object(infra_db, "_execute_on_driver", driver_sql))
+        stack.enter_context(mock.patch.object(infra_write_lock, "execute_on_driver", driver_sql))
         yield
 
 

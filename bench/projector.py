@@ -46,8 +46,9 @@ from query_service.projection.events import OrderEventBase
 from query_service.projection.orders import project
 from query_service.projection.parsing import parse_raw
 from query_service.projector.command_api import EventsPage
+from query_service.projector.consumer import ProjectorOptions
 from query_service.read_model.tables import create_read_model_engine
-from query_service.rebuild import rebuild_read_model
+from query_service.rebuild import DEFAULT_PAGE_SIZE, FLUSH_EVERY_EVENTS, rebuild_read_model
 from shared.infra import kafka as kafka_clients
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
@@ -264,8 +265,9 @@ def main(argv: list[str] | None = None) -> None:
         "projector",
         {
             "events": events,
-            "projector_max_batch": 500,
-            "rebuild_page_size": 500,
+            "projector_max_batch": ProjectorOptions.max_batch,
+            "rebuild_page_size": DEFAULT_PAGE_SIZE,
+            "rebuild_flush_every_events": FLUSH_EVERY_EVENTS,
             "topic_partitions": 3,
             "in_process_rebuild_events": min(events, args.direct_events),
             "py_spy_hz_during_timed_runs": PROFILE_HZ,

@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in turn, each in its own process, sharing one local Kafka
 broker, then bench/report.py to regenerate docs/benchmarks.md from bench/results/*.json.
 
-    python -m bench            # the full run (about 25 minutes on 2 idle cores)
+    python -m bench            # the full run (about 30 minutes on 2 idle cores)
     python -m bench --quick    # a trial run with small sizes (a few minutes)
     python -m bench --only append,relay
     python -m bench --quick --report-out /tmp/benchmarks.md   # leave docs/ alone
@@ -29,11 +29,12 @@ BENCHMARKS = (
     "auth_cost",
     "post_stages",
     "http_commands",
+    "pipeline_http",
     "relay",
     "freshness",
     "projector",
 )
-NEEDS_KAFKA = {"relay", "freshness", "projector"}
+NEEDS_KAFKA = {"pipeline_http", "relay", "freshness", "projector"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,17 @@
 -- wrk script: POST the JSON body in WRK_BODY, with the Authorization header WRK_AUTHORIZATION
 -- when it is set (e.g. "Bearer <JWT>"); with WRK_DELAY_MS, pause that long after each
 -- response on each connection (pacing); print one JSON line with the summary at the end.
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = os.getenv("WRK_BODY")
+--
+-- WRK_METHOD=GET sends GETs without a body instead (e.g. GET /healthz, same headers).
+-- WRK_ORDER_ID_PREFIX, when set, gives every request a new order id: the body (a JSON object)
+-- gets "order_id": <prefix><wrk thread>-<request number> as its first member, so no two
+-- requests of a run, nor of runs with different prefixes, place the same order.
+local method = os.getenv("WRK_METHOD") or "POST"
+wrk.method = method
+if method ~= "GET" then
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.body = os.getenv("WRK_BODY")
+end
 
 local authorization = os.getenv("WRK_AUTHORIZATION") or ""
 if authorization ~= "" then
@@ -14,6 +22,23 @@ local pause = tonumber(os.getenv("WRK_DELAY_MS") or "0")
 if pause > 0 then
   function delay()
     return pause
+  end
+end
+
+local threads_made = 0
+function setup(thread)
+  threads_made = threads_made + 1
+  thread:set("thread_no", threads_made)
+end
+
+local id_prefix = os.getenv("WRK_ORDER_ID_PREFIX") or ""
+if id_prefix ~= "" and method ~= "GET" then
+  local rest = string.sub(wrk.body, 2) -- the body without its opening brace
+  local sent = 0
+  function request()
+    sent = sent + 1
+    local body = '{"order_id":"' .. id_prefix .. (thread_no or 1) .. "-" .. sent .. '",' .. rest
+    return wrk.format(nil, nil, nil, body)
   end
 end
 

@@ -16,16 +16,17 @@ those events by version. If Kafka does not answer, no positions are stored: the 
 reads the topic from its beginning and skips every event at or below the rebuilt versions.
 Parked events are kept: they are an operator's to-do list, not part of the views.
 
-Speed: the tables start empty, so the projection reads nothing back; it keeps the order and
-account rows in memory and writes rows in bulk every FLUSH_EVERY_EVENTS (batch_writes.py), and
-the next page of the feed is read while the current one is applied. Only if the database
-rejects a row is the log applied again event by event, each in a savepoint, to park it.
+Speed and memory: the tables start empty, so a stream's first event reads nothing back. Rows
+are written in bulk every FLUSH_EVERY_EVENTS (batch_writes.py), and the next page of the feed
+is read while the current one is applied. Rows of streams no slice has touched since the last
+one are forgotten (read back if a later event needs them), so memory does not grow with the
+log. Only if the database rejects a row is the log applied again event by event, each in a
+savepoint, to park it.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import gc
 import json
 import logging
@@ -42,11 +43,10 @@ from sqlalchemy import Connection, Engine, delete, text
 from query_service.projection.events import Event, UnprojectableEvent
 from query_service.projection.parsing import parse_raw
 from query_service.projector.applier import ROW_ERRORS, EventApplier, ProjectionBatch
-from query_service.projector.background_writer import BackgroundWriter
 from query_service.projector.batch_writes import ClaimLost
 from query_service.projector.command_api import CommandApiClient, CommandApiUnavailable, EventsPage
 from query_service.projector.lag import kafka_end_offsets
-from query_service.read_model.order_writer import ParkedEvent, save_positions
+from query_service.read_model.order_writer import ParkedEvent, park, save_positions
 from query_service.read_model.tables import (
     TRACKING_TABLES,
     VIEW_TABLES,
@@ -64,8 +64,8 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 1000  # the command API's own limit
 DEFAULT_PAGE_SIZE = MAX_PAGE_SIZE
-# Rows held in memory between writes; the order and account rows stay until the end.
-FLUSH_EVERY_EVENTS = 20_000
+# Events whose rows are held in memory between bulk writes.
+FLUSH_EVERY_EVENTS = 10_000
 # Allocations between the garbage collector's youngest-generation passes during a rebuild
 # (Python's default is 700); see _fewer_collections.
 REBUILD_GC_THRESHOLD = 100_000
@@ -139,8 +139,7 @@ def _rebuild_once(
     with (
         write_transaction(engine) as conn,
         ThreadPoolExecutor(1, thread_name_prefix="rebuild-feed") as reader,
-        BackgroundWriter(name="rebuild-writer") as writer,
-        applier.batch(conn, isolated, starts_empty=True, writer=writer) as projection,
+        applier.batch(conn, isolated, starts_empty=True) as projection,
     ):
         _truncate(conn)
         next_page = reader.submit(_read_page, source, 0, page_size, retry_delays_s)
@@ -161,8 +160,7 @@ def _rebuild_once(
             events += len(page.events)
             unflushed += len(page.events)
             if unflushed >= FLUSH_EVERY_EVENTS:
-                # Written on the writer's thread while the next pages are projected; it also
-                # bounds the memory the pending rows take.
+                # Bounds the memory the pending rows take.
                 projection.flush()
                 unflushed = 0
             if progress is not None:
@@ -170,9 +168,7 @@ def _rebuild_once(
             if not more:
                 break
         if end_offsets:
-            projection.write(
-                functools.partial(save_positions, topic=topic, next_offsets=end_offsets)
-            )
+            save_positions(conn, topic, end_offsets)
     return events, applied, parked
 
 
@@ -231,14 +227,15 @@ def _apply(projection: ProjectionBatch, raw: Any, event: Event | UnprojectableEv
         event_id = raw.get("event_id") if isinstance(raw, dict) else None
         stream_id = raw.get("stream_id") if isinstance(raw, dict) else None
         log.error("parked a log event", extra={"event_id": event_id, "error": str(exc)})
-        projection.park(
+        park(
+            projection.conn,
             ParkedEvent(
                 origin="rebuild",
                 error=str(exc),
                 value=json.dumps(raw, default=str).encode(),
                 event_id=event_id if isinstance(event_id, str) else None,
                 stream_id=stream_id if isinstance(stream_id, str) else None,
-            )
+            ),
         )
         return False
 

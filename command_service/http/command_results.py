@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from flask import Response, jsonify
+from flask import Response
 
 from command_service.application.commands import CommandContext
 from command_service.http.idempotency import recorder_for
 from shared.http.auth import current_principal
 from shared.http.correlation import current_correlation_id
+from shared.http.json_responses import json_response
 
 
 def command_context(render: Callable[[Any], Response] | None = None) -> CommandContext:
@@ -55,6 +56,6 @@ def command_response(
 
 def versioned_response(body: Mapping[str, Any], version: int) -> Response:
     """JSON `body` with the stream's version as its ETag (send it back in If-Match)."""
-    response = jsonify(body)
+    response = json_response(body)
     response.headers["ETag"] = f'"{version}"'
     return response

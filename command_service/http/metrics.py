@@ -65,7 +65,8 @@ RELAY_BATCH_DURATION = Histogram(
 # Labelled children looked up once per label set (bounded: commands, outcomes, statuses, event
 # types); labels() validates and locks on every call.
 @functools.cache
-def _command_series(command: str, outcome: str, status: int) -> tuple[Counter, Histogram]:
+def _command_series(endpoint: str, outcome: str, status: int) -> tuple[Counter, Histogram]:
+    command = endpoint.rsplit(".", 1)[-1]
     return COMMANDS.labels(command, outcome, str(status)), COMMAND_DURATION.labels(command)
 
 
@@ -86,8 +87,7 @@ def command_outcome(served: ServedRequest) -> str:
 def record_command(served: ServedRequest) -> None:
     """Count and time a request as a command if it is one: a write that matched a route."""
     if served.method in COMMAND_METHODS and served.endpoint != UNMATCHED_ENDPOINT:
-        command = served.endpoint.rsplit(".", 1)[-1]
-        count, duration = _command_series(command, command_outcome(served), served.status)
+        count, duration = _command_series(served.endpoint, command_outcome(served), served.status)
         count.inc()
         duration.observe(served.seconds)
 

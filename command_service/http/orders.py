@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -27,6 +26,7 @@ from command_service.http.schemas import (
 from shared.contract.money import format_cents
 from shared.contract.principal import EVENTS_READ, ORDERS_FULFIL, ORDERS_WRITE, READ_ALL, READ_OWN
 from shared.http.auth import current_principal, requires
+from shared.http.random_ids import uuid4_text
 
 orders = Blueprint("orders", __name__)
 
@@ -63,7 +63,7 @@ def _order_result(result: CommandResult) -> dict[str, Any]:
 def place_order() -> Response:
     payload = load_or_raise(PLACE_ORDER, read_json_body())
     command = domain.PlaceOrder(
-        order_id=payload.get("order_id") or str(uuid.uuid4()),
+        order_id=payload.get("order_id") or uuid4_text(),
         customer_id=payload["customer_id"],
         lines=tuple(
             domain.OrderLine(

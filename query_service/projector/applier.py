@@ -5,7 +5,6 @@ Used by the live projector (events from Kafka) and by the rebuild (events from t
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +26,6 @@ from query_service.projection.events import (
 )
 from query_service.projection.orders import OrderRow, Step, next_step, project
 from query_service.projection.parsing import parse_raw
-from query_service.projector.background_writer import BackgroundWriter
 from query_service.projector.batch_writes import PendingWrites
 from query_service.read_model.account_writer import load_account, write_account_changes
 from query_service.read_model.order_writer import ParkedEvent, load_order, park, write_order_changes
@@ -38,10 +36,6 @@ log = logging.getLogger("query_service.applier")
 # Constraint and type violations come from an event's content, not from the database being
 # unwell: they make that event unprojectable, and nothing else.
 ROW_ERRORS = (IntegrityError, DataError)
-
-
-def _nothing() -> None:
-    pass
 
 
 class GapSource(Protocol):
@@ -84,18 +78,14 @@ class EventApplier:
         conn: Connection,
         isolated: bool = False,
         starts_empty: bool = False,
-        writer: BackgroundWriter | None = None,
     ) -> Iterator[ProjectionBatch]:
         """A batch in the caller's transaction; what it holds is written when it ends cleanly.
 
         starts_empty: the view tables started empty and events come in log order (a rebuild).
-        writer: flushes are written on its thread; all are written when the batch ends.
         """
-        batch = ProjectionBatch(conn, self, isolated, starts_empty, writer)
+        batch = ProjectionBatch(conn, self, isolated, starts_empty)
         yield batch
         batch.flush()
-        if batch.writer is not None:
-            batch.writer.drain()
 
 
 class ProjectionBatch:
@@ -115,15 +105,11 @@ class ProjectionBatch:
         applier: EventApplier,
         isolated: bool,
         starts_empty: bool = False,
-        writer: BackgroundWriter | None = None,
     ) -> None:
         self.conn = conn
         self.applier = applier
         self.isolated = isolated
-        # Isolated batches write each event at once, on this thread.
-        self.writer = None if isolated else writer
-        before_read = self.writer.drain if self.writer is not None else _nothing
-        self.pending = PendingWrites(conn, starts_empty and not isolated, before_read)
+        self.pending = PendingWrites(conn, starts_empty and not isolated)
 
     def prefetch(self, events: Iterable[Event]) -> None:
         """Read the rows of the streams these events touch in bulk, before applying them."""
@@ -160,20 +146,8 @@ class ProjectionBatch:
         return step
 
     def flush(self) -> None:
-        """Write what the batch holds (on the writer's thread if it has one); it may be called
-        again (a rebuild writes in slices)."""
-        self.write(self.pending.take().write)
-
-    def park(self, parked: ParkedEvent) -> None:
-        """Keep an unprojectable event, in order with the batch's writes."""
-        self.write(lambda conn: park(conn, parked))
-
-    def write(self, job: Callable[[Connection], object]) -> None:
-        """Run a write on the batch's connection, in order with its other writes."""
-        if self.writer is None:
-            job(self.conn)
-        else:
-            self.writer.submit(functools.partial(job, self.conn))
+        """Write what the batch holds; it may be called again (a rebuild writes in slices)."""
+        self.pending.flush()
 
     def _order_row(self, order_id: str) -> OrderRow | None:
         return load_order(self.conn, order_id) if self.isolated else self.pending.order(order_id)
@@ -269,14 +243,15 @@ class ProjectionBatch:
                 extra={"stream_id": trigger.stream_id, "error": error},
             )
             event_id = raw.get("event_id")
-            self.park(
+            park(
+                self.conn,
                 ParkedEvent(
                     origin="gap-repair",
                     error=error,
                     value=json.dumps(raw, default=str).encode(),
                     event_id=event_id if isinstance(event_id, str) else None,
                     stream_id=trigger.stream_id,
-                )
+                ),
             )
             return False
         self.applier.repairs.repaired_events += 1

@@ -5,9 +5,8 @@ batch reads the rows of the streams it touches once, applies its events to them 
 writes the results at `flush`: new rows with one INSERT per table, advanced rows with one
 version-checked UPDATE per table, counters with one upsert per table.
 
-`take` and `Writes.write` are the two halves of `flush`: the rows are taken on the thread that
-applies events, and may be written on another (the rebuild's writer thread), so that the
-database works while the next events are projected.
+`take` and `Writes.write` are the two halves of `flush`: what to write is decided from the
+batch's rows, then written, so a caller could hand the writing to another connection.
 """
 
 from __future__ import annotations
@@ -97,18 +96,12 @@ class PendingWrites:
     starts_empty (a rebuild): the tables started empty and events come in log order, so an
     event at version 1 starts its stream and nothing is read for it. Rows untouched for a whole
     flush are then forgotten, which bounds memory on a long log; a later event of such a
-    stream reads its row back, after `before_read` (which waits for rows still being written).
+    stream reads its row back.
     """
 
-    def __init__(
-        self,
-        conn: Connection,
-        starts_empty: bool = False,
-        before_read: Callable[[], None] = lambda: None,
-    ) -> None:
+    def __init__(self, conn: Connection, starts_empty: bool = False) -> None:
         self.conn = conn
         self.starts_empty = starts_empty
-        self.before_read = before_read
         self.orders: dict[str, OrderRow | None] = {}
         self.accounts: dict[str, AccountRow | None] = {}
         # The version stored in the database (0: no row), what a flush claims against.
@@ -250,7 +243,6 @@ class PendingWrites:
     ) -> dict[str, Any]:
         if not keys:
             return {}
-        self.before_read()
         return load(self.conn, keys)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka.errors import KafkaError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from query_service.projection.events import Event, UnprojectableEvent
@@ -27,11 +27,11 @@ from query_service.projector.backoff import Backoff
 from query_service.projector.batch_report import (
     BatchReport,
     ProjectorObserver,
-    correlation_id,
     log_applied,
 )
 from query_service.projector.batch_writes import ClaimLost
 from query_service.projector.command_api import CommandApiUnavailable
+from query_service.projector.parking import park_message
 from query_service.projector.positions import (
     AssignmentTracker,
     Batch,
@@ -39,7 +39,7 @@ from query_service.projector.positions import (
     position_from_read_model,
     rewind,
 )
-from query_service.read_model.order_writer import ParkedEvent, park, save_positions
+from query_service.read_model.order_writer import save_positions
 from shared.infra.db import write_transaction
 
 log = logging.getLogger("query_service.projector")
@@ -141,22 +141,33 @@ class Projector:
                 return
             next_offsets = self._apply_batch(batch)
         except Exception as exc:
-            # The transaction rolled back, so retrying the batch is always safe; only a
-            # failure that is not a known outage deserves a traceback.
-            self.stats.retries += 1
-            if self.observer is not None:
-                self.observer.batch_retried()
-            log.log(
-                logging.WARNING if isinstance(exc, TRANSIENT_ERRORS) else logging.ERROR,
-                "batch not applied; rewinding to retry",
-                extra={"error": repr(exc), "retry_in_s": self._backoff.delay_s},
-                exc_info=not isinstance(exc, TRANSIENT_ERRORS),
-            )
-            rewind(consumer, batch)
-            self._backoff.wait(stop)
+            self._retry_later(consumer, batch, exc, stop)
             return
         self._backoff.reset()
-        commit_to_kafka(consumer, self.topic, next_offsets)
+        # Only after the database commit, and only for partitions still ours: kafka-python
+        # rebalances on its I/O thread, and a partition revoked while the batch was applied
+        # is its new owner's to commit.
+        owned = {tp.partition for tp in consumer.assignment() if tp.topic == self.topic}
+        mine = {p: offset for p, offset in next_offsets.items() if p in owned}
+        if mine:
+            commit_to_kafka(consumer, self.topic, mine)
+
+    def _retry_later(
+        self, consumer: Any, batch: Batch, exc: Exception, stop: threading.Event
+    ) -> None:
+        # The transaction rolled back, so retrying the batch is always safe; only a
+        # failure that is not a known outage deserves a traceback.
+        self.stats.retries += 1
+        if self.observer is not None:
+            self.observer.batch_retried()
+        log.log(
+            logging.WARNING if isinstance(exc, TRANSIENT_ERRORS) else logging.ERROR,
+            "batch not applied; rewinding to retry",
+            extra={"error": repr(exc), "retry_in_s": self._backoff.delay_s},
+            exc_info=not isinstance(exc, TRANSIENT_ERRORS),
+        )
+        rewind(consumer, batch)
+        self._backoff.wait(stop)
 
     def _position_new_assignments(self, consumer: Any, batch: Batch) -> Batch:
         """Seek newly assigned partitions to the stored offsets; drop what was fetched for them."""
@@ -235,43 +246,16 @@ class Projector:
         except TRANSIENT_ERRORS:
             raise
         except UnprojectableEvent as exc:
-            self._park(projection.conn, record, str(exc))
+            park_message(projection.conn, record, str(exc))
             return "parked", None
         except Exception as exc:
             if not projection.isolated:
                 raise _NeedsIsolation() from exc  # it may have written half its rows
             # A bug must not stop every other order: park the message and go on.
             log.exception("unexpected error applying a message")
-            self._park(projection.conn, record, f"unexpected error: {exc!r}")
+            park_message(projection.conn, record, f"unexpected error: {exc!r}")
             return "parked", None
         return outcome.value, (event if outcome is Outcome.APPLIED else None)
-
-    def _park(self, conn: Connection, record: Any, error: str) -> None:
-        log.error(
-            "parked a message the projection cannot apply",
-            extra={
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "correlation_id": correlation_id(record),
-                "error": error,
-            },
-        )
-        key = record.key
-        park(
-            conn,
-            ParkedEvent(
-                origin="kafka",
-                error=error,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=key,
-                value=record.value,
-                headers=list(record.headers or ()),
-                stream_id=key.decode(errors="replace") if isinstance(key, bytes) else None,
-            ),
-        )
 
     def _maybe_log_progress(self) -> None:
         now = time.monotonic()

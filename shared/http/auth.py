@@ -95,8 +95,8 @@ def install_auth(app: Flask, verifier: TokenVerifier) -> None:
 
 def bearer_principal(verifier: TokenVerifier) -> Principal:
     """The request's bearer token, verified; 401 when it is missing or not acceptable."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    # The environ key directly: request.headers would translate the name on every request.
+    header = request.environ.get("HTTP_AUTHORIZATION", "")
     if not header:
         raise Problem(
             401,
@@ -105,10 +105,12 @@ def bearer_principal(verifier: TokenVerifier) -> Principal:
             "Send a bearer token: Authorization: Bearer <token>.",
             headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
         )
-    if scheme.lower() != "bearer" or not token.strip():
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise _invalid_token("the Authorization header is not 'Bearer <token>'")
     try:
-        return verifier.verify(token.strip())
+        return verifier.verify(token)
     except InvalidToken as exc:
         raise _invalid_token(str(exc)) from None
 

@@ -11,8 +11,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, request
 from prometheus_client import Counter, Histogram
@@ -46,8 +45,7 @@ def _series(endpoint: str, method: str, status: int) -> tuple[Counter, Histogram
     return HTTP_REQUESTS.labels(endpoint, method, str(status)), HTTP_DURATION.labels(endpoint)
 
 
-@dataclass(frozen=True)
-class ServedRequest:
+class ServedRequest(NamedTuple):
     """One answered request: which route (a bounded set of names), how, and how long."""
 
     endpoint: str
@@ -81,15 +79,14 @@ def install_http_metrics(
         # The rule's endpoint name, never the raw path: ids in paths would make a new series
         # per order.
         endpoint = request.endpoint or UNMATCHED_ENDPOINT
-        served = ServedRequest(
-            endpoint, request.method, response.status_code, time.perf_counter() - started, response
-        )
+        method, status = request.method, response.status_code
+        seconds = time.perf_counter() - started
         try:
-            count, duration = _series(served.endpoint, served.method, served.status)
+            count, duration = _series(endpoint, method, status)
             count.inc()
-            duration.observe(served.seconds)
+            duration.observe(seconds)
             if also_record is not None:
-                also_record(served)
+                also_record(ServedRequest(endpoint, method, status, seconds, response))
         except Exception:
             # The response is decided (a command may be committed): a metric must not undo it.
             log.exception("recording request metrics failed", extra={"endpoint": endpoint})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import shared.infra.db
+import shared.infra.write_lock
 from command_service.adapters.event_store import (
     ConcurrencyError,
     EventStore,
@@ -117,7 +117,7 @@ def test_processes_appending_at_once_get_gapless_positions(tmp_path: Path) -> No
 def test_a_held_write_lock_file_times_out_as_database_is_locked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shared.infra.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(shared.infra.write_lock, "SQLITE_BUSY_TIMEOUT_MS", 200)
     database = tmp_path / "events.db"
     store = EventStore(create_database_engine(f"sqlite:///{database}"))
     store.create_schema()

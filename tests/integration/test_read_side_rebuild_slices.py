@@ -1,5 +1,5 @@
-"""The rebuild in small slices: rows written on the writer thread, rows of quiet streams
-forgotten and read back, parked events kept, and the result equal to the projection.
+"""The rebuild in small slices: rows of quiet streams forgotten and read back, parked events
+kept, and the result equal to the projection.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def test_parked_events_and_rejected_rows_in_slices(
     good = list(log.envelopes)
     raw_log = ListSource(good)
     raw_log.raw.insert(7, {"type": "OrderPlaced", "stream_id": "o-broken"})  # parked
-    # An event id used twice: only the database notices (in the writer thread), and the
+    # An event id used twice: only the database notices (at a bulk write), and the
     # rebuild redoes its pass event by event, parking the second one.
     clash = log.place("o-clash", "c-0", [("p-0", 1, 100)])
     first_placed = next(e for e in good if e.type == "OrderPlaced")

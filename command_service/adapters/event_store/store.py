@@ -40,7 +40,7 @@ from command_service.adapters.event_store.schema import (
 )
 from command_service.adapters.event_store.sqlite import SQLiteBackend
 from shared.contract.envelope import EventEnvelope
-from shared.infra.db import create_tables, write_transaction
+from shared.infra.db import DedicatedWriteConnection, create_tables, write_transaction
 
 log = logging.getLogger("command_service.event_store")
 
@@ -91,6 +91,8 @@ class EventStore:
         self.backend = backend_for(engine)
         # Appends that arrive while one is being written share the next transaction.
         self.group_commit = GroupCommitter(self._write_batch, max_batch)
+        # Only a batch's leader writes, one batch at a time: one connection serves them all.
+        self._writer = DedicatedWriteConnection(engine)
 
     def create_schema(self) -> None:
         """Create the table if missing (idempotent, safe from several processes)."""
@@ -146,7 +148,7 @@ class EventStore:
     def _write_batch(self, take: Callable[[], list[AppendRequest]]) -> None:
         """One transaction for the requests queued by the time the write lock is held."""
         backend = self.backend
-        with write_transaction(self.engine) as conn:
+        with self._writer.transaction() as conn:
             backend.lock_for_append(conn)
             batch = take()
             if len(batch) == 1:
