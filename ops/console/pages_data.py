@@ -9,7 +9,7 @@ from flask import Blueprint, abort, render_template, request
 from ops.console.charts import line_chart
 from ops.console.context import console
 from ops.console.kafka_partition import partition_of
-from ops.console.page_params import choice_arg, id_arg, int_arg
+from ops.console.page_params import IDENTIFIER, choice_arg, id_arg, int_arg
 from ops.console.service_client import ServiceError
 from ops.console.state_diff import diff, disagreements
 from shared.contract.principal import READ_ALL
@@ -24,6 +24,7 @@ STATUSES = ("", "PLACED", "PAID", "SHIPPED", "DELIVERED", "CANCELLED")
 @requires(READ_ALL)
 def stream(stream_id: str) -> str:
     parts = console()
+    _check_id(stream_id)
     is_account = stream_id.startswith(ACCOUNT_PREFIX)
     entity = stream_id.removeprefix(ACCOUNT_PREFIX)
     base = f"/accounts/{entity}" if is_account else f"/orders/{entity}"
@@ -83,6 +84,7 @@ def orders() -> str:
 @requires(READ_ALL)
 def customer(customer_id: str) -> str:
     api = console().query_api
+    _check_id(customer_id)
     try:
         summary = api.get_json(f"/customers/{customer_id}")
     except ServiceError as exc:
@@ -104,6 +106,13 @@ def customer(customer_id: str) -> str:
         lines=lines,
         chart=chart,
     )
+
+
+def _check_id(identifier: str) -> None:
+    """Ids go into the APIs' paths: only the characters an id can have, so none can add a
+    query string or a path segment."""
+    if not IDENTIFIER.match(identifier):
+        abort(404, description=f"No stream or customer can have the id {identifier[:80]!r}.")
 
 
 def _state(base: str, version: int) -> dict[str, Any]:

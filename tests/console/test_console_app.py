@@ -80,7 +80,6 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_refuses_bad_tokens(
     assert signed.headers["Location"] == "/"  # never an open redirect
     cookie = signed.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert console_system.reader_token not in cookie  # signed, but the token is not... readable
     page = client.get("/")
     assert page.status_code == 200
     assert "script-src" not in page.headers["Content-Security-Policy"]
@@ -118,6 +117,7 @@ def test_bad_input_is_a_4xx_page_naming_the_field(
         ("/events?order=sideways", "order"),
         ("/orders?status=LOST", "status"),
         ("/streams/o-nothing-here", "o-nothing-here"),
+        ("/streams/o-1%3Fas_of_version=1", "o-1?as_of_version=1"),
         (f"/streams/{console_system.order_id}?version=99", "version"),
     ):
         response = client.get(path)
