@@ -9,9 +9,10 @@ which leaves out min_version's own wait (woken when the read model changes, chec
 2 ms) and the GET. Authentication is on: the services run AUTH_MODE=dev on the work folder and
 every request carries an admin bearer token (bench/auth.py).
 
-Rates: 200 commands/s, then 1,000/s; if the machine cannot hold 1,000/s (achieved < 95% of
-the target, or errors), the highest rate it held is found by stepping down from what it did
-achieve, and reported as such.
+Rates: 200 commands/s, then 500/s (the targets: p99 < 50 ms and < 100 ms). If the machine
+cannot hold the last rate (achieved < 95% of the target, or errors), the highest rate it
+held is found by stepping down from what it did achieve, and reported as such. Every run's
+p50/p95/p99 go to bench/results/freshness.json.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def describe(outcome: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
-    parser.add_argument("--rates", default="200,1000", help="commands/s to try, in order")
+    parser.add_argument("--rates", default="200,500", help="commands/s to try, in order")
     parser.add_argument("--seconds", type=float, default=None, help="per rate (30; quick 10)")
     args = parser.parse_args(argv)
     seconds = args.seconds or (10 if args.quick else 30)
@@ -287,14 +288,16 @@ def main(argv: list[str] | None = None) -> None:
         held = [r for r in runs if r["held"]]
         highest = max(held, key=lambda r: r["target_rps"]) if held else None
         result.data["results"]["highest_held_rps"] = highest["target_rps"] if highest else None
-        at_200 = next((r for r in runs if r["target_rps"] == 200), None)
-        if at_200 is not None:
-            p99 = at_200["freshness_api_ms"].get("p99", float("inf"))
+        for rate, goal_ms in ((200, 50), (500, 100)):
+            run = next((r for r in runs if r["target_rps"] == rate), None)
+            if run is None:
+                continue
+            p99 = run["freshness_api_ms"].get("p99", float("inf"))
             result.target(
-                "freshness p99 at 200/s (ms, API-visible)",
+                f"freshness p99 at {rate}/s (ms, API-visible)",
                 p99,
-                "< 100 ms",
-                p99 < 100 and at_200["held"],
+                f"< {goal_ms} ms",
+                p99 < goal_ms and run["held"],
             )
         memory: dict[str, float] = {}
         for key in ("command_api", "relay", "query_api", "projector"):

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
             "ratio_relay_vs_raw_per_batch": ratio(relay_rate, raw_batches["events_per_s"]),
         }
-        result.target("relay vs raw producer", relay_ratio, ">= 0.5x", relay_ratio >= 0.5)
+        result.target("relay vs raw producer", relay_ratio, ">= 0.8x", relay_ratio >= 0.8)
         profiled, profiled_service = relay_run(
             services,
             db,

@@ -14,7 +14,7 @@ from pathlib import Path
 SQLITE_SYNCHRONOUS_LEVELS = ("OFF", "NORMAL", "FULL", "EXTRA")
 AUTH_MODES = ("jwt", "dev")
 # ?min_version waits one query-API process lets in at once (READ_YOUR_WRITES_MAX_WAITERS).
-DEFAULT_MAX_WAITERS = 12
+DEFAULT_MAX_WAITERS = 48
 
 
 class ConfigError(ValueError):
@@ -110,7 +110,7 @@ class Settings:
                 env, "KAFKA_DELIVERY_TIMEOUT_MS", 15_000, 1_000, 600_000
             ),
             # An idle poll is one cheap max(position) query (see outbox/new_event_probe.py).
-            relay_poll_interval_ms=_int(env, "RELAY_POLL_INTERVAL_MS", 5, 1, 60_000),
+            relay_poll_interval_ms=_int(env, "RELAY_POLL_INTERVAL_MS", 2, 1, 60_000),
             relay_batch_size=_int(env, "RELAY_BATCH_SIZE", 500, 1, 100_000),
             relay_lease_seconds=float(_int(env, "RELAY_LEASE_SECONDS", 10, 1, 3600)),
             cloudevents_source=env.get(
