@@ -1,4 +1,4 @@
-# One image for the four processes; docker-compose.yml picks the console script per service.
+# One image for the four processes and the console; docker-compose.yml picks the console script per service.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -14,11 +14,11 @@ COPY ops ./ops
 # The volumes mount at /data/events, /data/read and /data/auth; creating them here gives them
 # our owner.
 RUN pip install . && useradd --system --uid 10001 orders \
-    && mkdir -p /data/events /data/read /data/auth \
+    && mkdir -p /data/events /data/read /data/auth /data/console \
     && chown -R orders /data
 
 USER orders
 ENV DATA_DIR=/data \
     AUTH_MODE=jwt
-EXPOSE 8001 8002
+EXPOSE 8001 8002 8003
 CMD ["command-api"]

@@ -19,6 +19,9 @@ from shared.infra.dev_keys import auth_dir, jwks_path, write_token_file
 DEFAULT_TTL_S = 3600
 MAX_TTL_S = 30 * 86_400
 SERVICE_TOKEN_FILE = "query-projector.token"
+# orders-console reads both APIs with this one (CONSOLE_TOKEN_FILE).
+CONSOLE_TOKEN_FILE = "console.token"
+CONSOLE_SCOPES = ("read:all", "events:read", "metrics:read")
 
 
 def add_auth_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,7 +50,7 @@ def add_auth_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
     keys = commands.add_parser(
         "keys",
-        help="create the signing key, jwks.json and the projector's events:read token",
+        help="create the signing key, jwks.json, the projector's and the console's tokens",
         description="Idempotent: an existing key is kept; the service token is minted anew.",
     )
     keys.add_argument(
@@ -90,7 +93,19 @@ def create_keys(args: argparse.Namespace, settings: Settings) -> int:
     )
     service_token = auth_dir(settings.data_dir) / SERVICE_TOKEN_FILE
     write_token_file(service_token, token)
-    print(f"public keys: {jwks_path(settings.data_dir)}\nprojector token: {service_token}")
+    console = mint_local_token(
+        settings,
+        sub="orders-console",
+        scopes=CONSOLE_SCOPES,
+        ttl_s=args.service_token_ttl,
+        client_id="orders-console",
+    )
+    console_token = auth_dir(settings.data_dir) / CONSOLE_TOKEN_FILE
+    write_token_file(console_token, console)
+    print(
+        f"public keys: {jwks_path(settings.data_dir)}\nprojector token: {service_token}\n"
+        f"console token: {console_token}"
+    )
     return 0
 
 

@@ -1,8 +1,9 @@
 """`make run`: the whole system on one machine, without Docker.
 
 Starts a local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS points at one), then the command
-API, the relay, the query API and the projector, each as its own process with its output
-prefixed by its name. "system up" is printed only once both APIs answer GET /healthz. Ctrl-C
+API, the relay, the query API, the projector and the operator console, each as its own process
+with its output prefixed by its name. "system up" is printed only once both APIs and the
+console answer GET /healthz. Ctrl-C
 (or SIGTERM) stops them all cleanly, broker last. If any process dies, or the APIs are not
 healthy within HEALTH_TIMEOUT_S, the others are stopped too and the exit code is 1, so a broken
 system never looks half-alive.
@@ -34,7 +35,7 @@ from shared.infra.auth_setup import mint_local_token  # noqa: E402
 from shared.infra.config import Settings  # noqa: E402
 from shared.infra.dev_keys import ADMIN_TOKEN_FILE, auth_dir, write_token_file  # noqa: E402
 
-PROCESSES = ("command-api", "command-relay", "query-api", "query-projector")
+PROCESSES = ("command-api", "command-relay", "query-api", "query-projector", "orders-console")
 HEALTH_TIMEOUT_S = 60.0
 ADMIN_TOKEN_TTL_S = 12 * 3600
 STOP_TIMEOUT_S = 20.0
@@ -61,6 +62,9 @@ def service_env(environ: Mapping[str, str]) -> dict[str, str]:
     if not env.get("COMMAND_API_URL"):
         # The projector repairs gaps through the command API; its default URL assumes port 8001.
         env["COMMAND_API_URL"] = api_url(env, "COMMAND_API_HOST", "COMMAND_API_PORT", 8001)
+    if not env.get("QUERY_API_URL"):
+        # The console reads the query API over HTTP, as it reads the command API.
+        env["QUERY_API_URL"] = api_url(env, "QUERY_API_HOST", "QUERY_API_PORT", 8002)
     return env
 
 
@@ -100,7 +104,8 @@ def main() -> int:
     env = service_env(os.environ)
     command_url = api_url(env, "COMMAND_API_HOST", "COMMAND_API_PORT", 8001)
     query_url = api_url(env, "QUERY_API_HOST", "QUERY_API_PORT", 8002)
-    for url in (command_url, query_url):
+    console_url = api_url(env, "CONSOLE_HOST", "CONSOLE_PORT", 8003)
+    for url in (command_url, query_url, console_url):
         # Otherwise a leftover from an earlier run would pass our health check in its place.
         if _answers(url):
             _say(f"error: something already answers on {url}; stop it or choose another port")
@@ -129,7 +134,7 @@ def main() -> int:
             if stopping.is_set():
                 break
             services.add(_start(name, env))
-        exit_code = _supervise(services.services, (command_url, query_url), stopping)
+        exit_code = _supervise(services.services, (command_url, query_url, console_url), stopping)
     finally:
         _say("stopping the system")
         # All at once is safe: each service finishes its current unit of work and resumes from
@@ -146,7 +151,7 @@ def main() -> int:
 
 
 def _supervise(
-    services: list[ServiceProcess], api_urls: tuple[str, str], stopping: threading.Event
+    services: list[ServiceProcess], api_urls: tuple[str, str, str], stopping: threading.Event
 ) -> int:
     """Announce "system up" once the APIs are healthy, then watch until a stop or a death."""
     health_deadline = time.monotonic() + HEALTH_TIMEOUT_S
@@ -159,10 +164,11 @@ def _supervise(
         if not healthy:
             healthy = all(http_ok(f"{url}/healthz", timeout=2.0) for url in api_urls)
             if healthy:
-                command_url, query_url = api_urls
+                command_url, query_url, console_url = api_urls
                 _say(
                     f"system up: command API {command_url}  query API {query_url}  "
-                    "(Ctrl-C stops everything)"
+                    f"console {console_url} (sign in with the admin token; "
+                    "Ctrl-C stops everything)"
                 )
             elif time.monotonic() >= health_deadline:
                 _say(

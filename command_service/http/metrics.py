@@ -123,10 +123,17 @@ class EventLogPositions:
         try:
             head = self.store.head_position()
             with self.store.engine.connect() as conn:
-                rows = conn.execute(
-                    select(relay_state_table.c.topic, relay_state_table.c.published_position)
+                rows = list(
+                    conn.execute(
+                        select(
+                            relay_state_table.c.topic,
+                            relay_state_table.c.published_position,
+                            relay_state_table.c.lease_owner,
+                            relay_state_table.c.lease_expires_at,
+                        )
+                    )
                 )
-                published = {str(topic): int(position) for topic, position in rows}
+                published = {str(row.topic): int(row.published_position) for row in rows}
         except SQLAlchemyError as exc:
             log.warning("event log unreadable for metrics", extra={"error": repr(exc)})
             yield GaugeMetricFamily("event_log_up", "1 if the event log could be read.", 0)
@@ -151,6 +158,17 @@ class EventLogPositions:
             lag.add_metric([topic], max(head - value, 0))
         yield position
         yield lag
+        # Who holds each topic's relay lease (operators, the console): the owner as a label.
+        lease = GaugeMetricFamily(
+            "relay_lease_expires_timestamp_seconds",
+            "When the relay lease of a topic expires (Unix time), labelled with its holder.",
+            labels=["topic", "owner"],
+        )
+        for row in rows:
+            if row.lease_owner is not None and row.lease_expires_at is not None:
+                expires = row.lease_expires_at.timestamp()
+                lease.add_metric([str(row.topic), str(row.lease_owner)], expires)
+        yield lease
 
 
 def install_command_metrics(app: Flask, store: EventStore, settings: Settings) -> None:

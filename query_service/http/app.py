@@ -11,17 +11,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from query_service.http.api import queries
 from query_service.http.metrics import install_query_metrics
 from query_service.http.openapi import query_document
+from query_service.http.parked import parked
+from query_service.projector.applier import EventApplier
+from query_service.projector.command_api import CommandApiClient
 from query_service.projector.lag import projector_report
 from query_service.read_model.tables import create_read_model_engine, create_read_model_schema
 from query_service.read_model.views import ReadViews
-from shared.contract.principal import METRICS_READ, READ_ALL
+from shared.contract.principal import EVENTS_READ, METRICS_READ, READ_ALL
 from shared.http.api_docs import api_docs
 from shared.http.auth import install_auth, public, requires
 from shared.http.correlation import install_correlation_ids
 from shared.http.errors import Problem, problem_response, register_problem_handlers
 from shared.http.openapi_security import with_security
 from shared.http.security_headers import install_security_headers
-from shared.infra.auth_setup import build_verifier
+from shared.infra.auth_setup import build_verifier, service_token
 from shared.infra.config import Settings
 from shared.infra.structured_logging import configure_logging
 
@@ -41,12 +44,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config["SETTINGS"] = settings
     app.extensions["read_views"] = views
+    # A parked event's retry repairs a version gap as the projector does, from the command API.
+    gap_source = CommandApiClient(
+        settings.command_api_url, token=service_token(settings, "query-api", [EVENTS_READ])
+    )
+    app.extensions["parked_applier"] = EventApplier(gap_source)
 
     install_correlation_ids(app)
     install_security_headers(app)
     install_query_metrics(app, views, settings)
     register_problem_handlers(app)
     app.register_blueprint(queries)
+    app.register_blueprint(parked)
     app.register_blueprint(api_docs(lambda: with_security(query_document(), app), "Order views"))
 
     @app.errorhandler(SQLAlchemyError)

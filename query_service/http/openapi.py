@@ -15,6 +15,7 @@ from marshmallow import Schema
 
 from query_service.http import responses as out
 from query_service.http.api import UP_TO_DATE_HEADER, WAITERS_RETRY_AFTER_S
+from query_service.http.openapi_parked import add_parked_paths
 from query_service.http.params import (
     CursorField,
     CustomerOrdersArgs,
@@ -100,6 +101,7 @@ def query_document() -> dict[str, Any]:
     _order_paths(spec)
     _customer_and_account_paths(spec)
     _product_and_health_paths(spec)
+    add_parked_paths(spec)
     return spec.to_dict()
 
 

@@ -185,7 +185,11 @@ def park(conn: Connection, parked: ParkedEvent) -> bool:
             table.c.origin == parked.origin, table.c.event_id == parked.event_id
         )
     identified = parked.event_id is not None or parked.offset is not None
-    if identified and conn.execute(seen.limit(1)).first() is not None:
+    earlier = conn.execute(seen.limit(1)).scalar() if identified else None
+    if earlier is not None:
+        conn.execute(
+            update(table).where(table.c.id == earlier).values(last_seen_at=datetime.now(UTC))
+        )
         return False
     conn.execute(
         insert(table),

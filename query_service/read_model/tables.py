@@ -156,7 +156,27 @@ parked_events = Table(
     Column("message_value", LargeBinary),
     Column("headers", JSON, nullable=False),
     Column("error", Text, nullable=False),
+    # When the same message was parked again (a redelivery, a failed retry); NULL: seen once.
+    Column("last_seen_at", UTCDateTime()),
     Index("ix_parked_events_message", "topic", "kafka_partition", "kafka_offset"),
+)
+
+# What operators did with parked events (POST /parked/{id}/retry and /discard): who, when,
+# what, why and how it went. Kept when the parked row is deleted; a rebuild keeps it too.
+parked_event_actions = Table(
+    "parked_event_actions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("parked_id", BigInteger, nullable=False),
+    Column("action", String(16), nullable=False),  # retry or discard
+    Column("outcome", String(16), nullable=False),  # applied, duplicate, failed, discarded
+    Column("acted_at", UTCDateTime(), nullable=False),
+    Column("by_sub", Text, nullable=False),
+    Column("by_iss", Text, nullable=False),
+    Column("reason", Text),
+    Column("event_id", Text),
+    Column("stream_id", Text),
+    Column("detail", Text),
 )
 
 VIEW_TABLES = (

@@ -1,7 +1,7 @@
 """Serving a service's OpenAPI document at /openapi.json and an interactive page at /docs.
 
-The page is Swagger UI loaded from a public CDN, so the browser showing it needs internet
-access; the document itself is built in-process and needs nothing.
+The page is Swagger UI, vendored in static/swagger-ui (pinned, with its licence) and served by
+the service itself, so it works on a machine without internet access.
 """
 
 from __future__ import annotations
@@ -9,28 +9,31 @@ from __future__ import annotations
 import functools
 import html
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, send_from_directory
 
 from shared.http.auth import public
 
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+SWAGGER_UI_DIR = Path(__file__).parent / "static" / "swagger-ui"
+# Relative to /docs, so the page also works behind a path prefix.
+ASSETS = "docs/static"
 DOCS_PAGE = """<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>{title}</title>
-  <link rel="stylesheet" href="{cdn}/swagger-ui.css">
+  <link rel="icon" href="{assets}/favicon-32x32.png">
+  <link rel="stylesheet" href="{assets}/swagger-ui.css">
 </head>
 <body>
   <div id="swagger-ui"></div>
   <noscript>The interactive page needs JavaScript; the document is at
     <a href="openapi.json">openapi.json</a>.</noscript>
-  <script src="{cdn}/swagger-ui-bundle.js" crossorigin></script>
-  <script>
-    window.ui = SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui"}});
-  </script>
+  <script src="{assets}/swagger-ui-bundle.js"></script>
+  <script src="{assets}/docs.js"></script>
 </body>
 </html>
 """
@@ -49,7 +52,13 @@ def api_docs(build_document: Callable[[], dict[str, Any]], title: str) -> Bluepr
     @docs.get("/docs")
     @public
     def docs_page() -> Response:
-        page = DOCS_PAGE.format(title=html.escape(title), cdn=SWAGGER_UI)
+        page = DOCS_PAGE.format(title=html.escape(title), assets=ASSETS)
         return Response(page, mimetype="text/html")
+
+    @docs.get("/docs/static/<path:filename>")
+    @public
+    def docs_asset(filename: str) -> Response:
+        # send_from_directory refuses paths that leave the folder (404).
+        return send_from_directory(SWAGGER_UI_DIR, filename, max_age=3600)
 
     return docs

@@ -75,8 +75,15 @@ def require_loopback(host: str) -> None:
 def service_token(settings: Settings, sub: str, scopes: Iterable[str]) -> TokenProvider:
     """The bearer token a service sends to another: COMMAND_API_TOKEN_FILE, re-read when it
     changes; in dev mode without that file, one minted locally with `scopes`."""
-    if settings.command_api_token_file is not None:
-        return _FileToken(settings.command_api_token_file)
+    return token_from(settings, settings.command_api_token_file, sub, scopes)
+
+
+def token_from(
+    settings: Settings, token_file: Path | None, sub: str, scopes: Iterable[str]
+) -> TokenProvider:
+    """`token_file`'s token, re-read when it changes; in dev mode without it, a minted one."""
+    if token_file is not None:
+        return _FileToken(token_file)
     if settings.auth_mode == "dev":
         return _DevToken(settings, sub, tuple(scopes))
     return lambda: None

@@ -50,7 +50,9 @@ SEED = int(os.environ.get("API_CONTRACT_SEED", "20261127"))
 IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
 # Routes that are not the API: the documents themselves and Prometheus metrics. (The apps have
 # no static route: one would have to be documented, with its policy, like any other.)
-UNDOCUMENTED_ENDPOINTS = frozenset({"api_docs.openapi_json", "api_docs.docs_page"})
+UNDOCUMENTED_ENDPOINTS = frozenset(
+    {"api_docs.openapi_json", "api_docs.docs_page", "api_docs.docs_asset"}
+)
 UNDOCUMENTED_PATHS = frozenset({"/metrics"})
 # The documented operations anyone may call without a token; every other one needs a scope.
 PUBLIC_OPERATIONS = frozenset({("/healthz", "get"), ("/readyz", "get")})
@@ -118,7 +120,13 @@ def test_docs_page_loads_the_document(tmp_path: Path, service: str) -> None:
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     page = response.get_data(as_text=True)
-    assert "swagger-ui" in page and 'url: "openapi.json"' in page
+    assert "swagger-ui" in page and "://" not in page  # nothing from another host
+    client = _apps(tmp_path)[service].test_client()
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "docs.js", "LICENSE"):
+        served = client.get(f"/docs/static/{asset}")
+        assert served.status_code == 200, asset
+        served.close()
+    assert client.get("/docs/static/../api_docs.py").status_code == 404
 
 
 def test_every_error_response_is_problem_json(tmp_path: Path) -> None:

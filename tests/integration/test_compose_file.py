@@ -14,7 +14,7 @@ import pytest
 from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[2]
-APP_SERVICES = {"command-api", "command-relay", "query-api", "query-projector"}
+APP_SERVICES = {"command-api", "command-relay", "query-api", "query-projector", "orders-console"}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,8 @@ def compose() -> dict[str, Any]:
 
 def variables_the_code_reads() -> set[str]:
     names: set[str] = set()
-    for path in [*REPO.glob("shared/**/*.py"), *REPO.glob("*_service/**/*.py")]:
+    sources = ("shared/**/*.py", "*_service/**/*.py", "ops/console/**/*.py")
+    for path in [path for pattern in sources for path in REPO.glob(pattern)]:
         text = path.read_text()
         names.update(re.findall(r"""env(?:iron)?\.get\(\s*["']([A-Z][A-Z0-9_]+)["']""", text))
         helper_reads = r"""_(?:int|bool|path)\(\s*env,\s*["']([A-Z][A-Z0-9_]+)["']"""

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.kafka
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "run_system.py"
-SERVICES = ("command-api", "command-relay", "query-api", "query-projector")
+SERVICES = ("command-api", "command-relay", "query-api", "query-projector", "orders-console")
 STARTED_LINE = re.compile(r"^started (\S+) \(pid (\d+)\)$")
 ORDER = {
     "customer_id": "c-1",
@@ -119,6 +119,9 @@ def system_env(kafka_bootstrap: str, kafka_topic: str, tmp_path: Path) -> dict[s
         "COMMAND_API_URL",
         "COMMAND_API_HOST",
         "QUERY_API_HOST",
+        "QUERY_API_URL",
+        "CONSOLE_HOST",
+        "CONSOLE_TOKEN_FILE",
         "COMMAND_API_TOKEN_FILE",
         "AUTH_MODE",
         "AUTH_ISSUER",
@@ -135,6 +138,7 @@ def system_env(kafka_bootstrap: str, kafka_topic: str, tmp_path: Path) -> dict[s
         DATA_DIR=str(tmp_path),
         COMMAND_API_PORT=str(free_port()),
         QUERY_API_PORT=str(free_port()),
+        CONSOLE_PORT=str(free_port()),
         LOG_LEVEL="INFO",
     )
     return env
@@ -172,7 +176,7 @@ def _assert_nothing_left(supervisor: Supervisor, pids: dict[str, int], env: dict
             + supervisor.output()
         ),
     )
-    for port_var in ("COMMAND_API_PORT", "QUERY_API_PORT"):
+    for port_var in ("COMMAND_API_PORT", "QUERY_API_PORT", "CONSOLE_PORT"):
         assert not accepts_connections(int(env[port_var])), f"{port_var} still answers"
 
 

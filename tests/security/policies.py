@@ -3,9 +3,12 @@ services' own policies are checked against (never derived from them)."""
 
 from __future__ import annotations
 
+import re
+
 from shared.contract.principal import (
     ACCOUNTS_DEPOSIT,
     ACCOUNTS_WRITE,
+    ADMIN,
     EVENTS_READ,
     METRICS_READ,
     ORDERS_FULFIL,
@@ -37,6 +40,7 @@ COMMAND_POLICIES: Contract = {
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/static/<path:filename>"): PUBLIC,
 }
 
 QUERY_POLICIES: Contract = {
@@ -50,11 +54,17 @@ QUERY_POLICIES: Contract = {
     ("GET", "/products/top"): frozenset({READ_ALL}),
     ("GET", "/products/<product_id>/sales"): frozenset({READ_ALL}),
     ("GET", "/projector/status"): frozenset({METRICS_READ, READ_ALL}),
+    ("GET", "/parked"): frozenset({READ_ALL}),
+    ("GET", "/parked/actions"): frozenset({READ_ALL}),
+    ("GET", "/parked/<int:parked_id>"): frozenset({READ_ALL}),
+    ("POST", "/parked/<int:parked_id>/retry"): frozenset({ADMIN}),
+    ("POST", "/parked/<int:parked_id>/discard"): frozenset({ADMIN}),
     ("GET", "/metrics"): frozenset({METRICS_READ}),
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/static/<path:filename>"): PUBLIC,
 }
 
 
@@ -62,6 +72,6 @@ def concrete(rule: str, **ids: str) -> str:
     """The rule with its variables filled in: concrete("/orders/<order_id>", order_id="o-1")."""
     path = rule
     for name, value in ids.items():
-        path = path.replace(f"<{name}>", value)
+        path = re.sub(rf"<(?:\w+:)?{name}>", value, path)
     assert "<" not in path, f"no value for a variable of {rule}"
     return path

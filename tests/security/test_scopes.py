@@ -96,7 +96,9 @@ def test_a_token_with_every_other_scope_is_403_and_writes_nothing(
     others = [s for s in SCOPES if s != ADMIN and s not in policy]
     # The customer's own token, so ownership is never the reason: only the missing scope is.
     headers = funded.headers(OWNER, others, CUSTOMER)
-    path = concrete(rule, order_id=new_order(funded), customer_id=CUSTOMER, product_id="p-1")
+    path = concrete(
+        rule, order_id=new_order(funded), customer_id=CUSTOMER, product_id="p-1", parked_id="1"
+    )
     head = funded.head_position()
     call = funded.command if service == "command" else funded.query
     response = call(method, path, json=BODIES.get((method, rule)), headers=headers)
