@@ -48,6 +48,11 @@ EVENTS_APPENDED = Counter(
     "Events committed to the event log by this API, by event type.",
     ["type"],
 )
+APPEND_BATCH_SIZE = Histogram(
+    "event_store_append_batch_size",
+    "Appends written in one transaction by group commit, per transaction (this API's workers).",
+    buckets=(1, 2, 3, 4, 6, 8, 16, 32, 64),
+)
 RELAY_PUBLISHED = Counter(
     "relay_published_events_total",
     "Events the broker acknowledged and the relay checkpointed.",
@@ -174,6 +179,7 @@ class EventLogPositions:
 def install_command_metrics(app: Flask, store: EventStore, settings: Settings) -> None:
     """Time requests, count commands and `store`'s appends, serve GET /metrics (command side)."""
     store.on_appended = record_appended
+    store.group_commit.on_batch = APPEND_BATCH_SIZE.observe
     # So the relay's checkpoints read as none before any relay ran, rather than failing.
     create_tables(store.engine, relay_metadata)
     install_http_metrics(app, record_command)

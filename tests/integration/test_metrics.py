@@ -166,6 +166,9 @@ def test_command_metrics_add_up_exactly_across_gunicorn_workers(services: Servic
             Counter(e.type for e in events)
         )
         assert total(samples, "event_log_head_position") == events[-1].position
+        # Every append went through a group-commit batch of at least one.
+        batches = total(samples, "event_store_append_batch_size_count")
+        assert 1 <= batches <= total(samples, "event_store_append_batch_size_sum") <= commands
         # No relay ran: the whole log is lag for the topic this API is configured with.
         assert by_label(samples, "relay_lag_events", "topic") == {"orders.events": len(events)}
         assert "metrics" not in str(samples.get("http_requests_total"))

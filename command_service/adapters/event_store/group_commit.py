@@ -14,6 +14,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -71,6 +72,8 @@ class GroupCommitter:
         self._write_batch = write_batch
         self.max_batch = max_batch
         self.stats = GroupCommitStats()
+        # Told each batch's size once it committed or failed (the command API's metrics).
+        self.on_batch: Callable[[int], None] | None = None
         self._reset()
         _COMMITTERS.add(self)
 
@@ -122,6 +125,9 @@ class GroupCommitter:
                 self.stats.batches += 1
                 self.stats.requests += len(taken)
                 self.stats.largest = max(self.stats.largest, len(taken))
+                if self.on_batch is not None:
+                    with suppress(Exception):  # counting must not fail the batch's callers
+                        self.on_batch(len(taken))
             for request in taken:
                 if request is not own:
                     request._wakeup.set()
