@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from devtools.local_kafka import LocalKafka
 from devtools.ports import free_port
+from tests.support.topics import fresh_topic
 
 # ---------------------------------------------------------------------------------------------
 # Kafka
@@ -60,26 +59,8 @@ def local_kafka(_suite_kafka: LocalKafka | None) -> LocalKafka:
 @pytest.fixture
 def kafka_topic(kafka_bootstrap: str, _suite_kafka: LocalKafka | None) -> Iterator[str]:
     """A fresh topic with 3 partitions, unique to the test, deleted afterwards."""
-    from kafka import KafkaAdminClient  # lazy: unit-only runs need not import kafka-python
-
     if _suite_kafka is not None and not _suite_kafka.is_running:
         # An earlier fault test left the broker down; don't let it fail every later test.
         _suite_kafka.start()
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-admin")
-    try:
-        admin.create_topics(
-            {name: {"num_partitions": 3, "replication_factor": 1}}, wait_for_metadata=True
-        )
-    finally:
-        admin.close()
-    yield name
-    # Cleanup only: a broker that a test left down must not turn a pass into an error.
-    with contextlib.suppress(Exception):
-        admin = KafkaAdminClient(
-            bootstrap_servers=kafka_bootstrap, client_id="tests-admin", bootstrap_timeout_ms=5000
-        )
-        try:
-            admin.delete_topics([name], timeout_ms=5000)
-        finally:
-            admin.close()
+    with fresh_topic(kafka_bootstrap, "test") as name:
+        yield name

@@ -3,19 +3,18 @@ orders-console as subprocesses on a topic of their own, with data written once."
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 import requests
-from kafka import KafkaAdminClient
 
 from tests.integration.query_support import OrderEventLog, produce, produce_raw
 from tests.support.auth import bearer, token
 from tests.support.order_system import OrderSystem
 from tests.support.processes import HttpService, ServiceRunner, wait_until
+from tests.support.topics import fresh_topic
 
 CUSTOMER = "c-console"
 PAYLOAD_PRODUCT = "p-zebra-42"  # a payload value search must find
@@ -39,21 +38,8 @@ class ConsoleSystem:
 
 @pytest.fixture(scope="package")
 def console_topic(kafka_bootstrap: str) -> Iterator[str]:
-    name = f"console-{uuid.uuid4().hex[:12]}"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-admin")
-    try:
-        admin.create_topics(
-            {name: {"num_partitions": 3, "replication_factor": 1}}, wait_for_metadata=True
-        )
-    finally:
-        admin.close()
-    yield name
-    with contextlib.suppress(Exception):
-        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests-admin")
-        try:
-            admin.delete_topics([name], timeout_ms=5000)
-        finally:
-            admin.close()
+    with fresh_topic(kafka_bootstrap, "console") as name:
+        yield name
 
 
 @pytest.fixture(scope="package")
