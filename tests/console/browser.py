@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,29 @@ def chromium_driver() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+def submit(driver: Any, button: Any, timeout: float = 20) -> None:
+    """Click a form's button and wait for the page it leads to: a click returns before the
+    browser has navigated, so reading the page right after it may still read the old one."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    old_page = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+
+    def navigated() -> bool:
+        try:
+            old_page.tag_name  # noqa: B018 - raises once the old document is gone
+        except StaleElementReferenceException:
+            return bool(driver.execute_script("return document.readyState") == "complete")
+        return False
+
+    deadline = time.monotonic() + timeout
+    while not navigated():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page did not change within {timeout} s of the click")
+        time.sleep(0.05)
 
 
 def requested_hosts(driver: Any) -> set[str]:

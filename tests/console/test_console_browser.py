@@ -19,6 +19,7 @@ from tests.console.browser import (
     console_errors,
     requested_hosts,
     screenshot,
+    submit,
 )
 from tests.console.conftest import CUSTOMER, PAYLOAD_PRODUCT, ConsoleSystem
 from tests.support.processes import wait_until
@@ -36,7 +37,7 @@ def signed_in(driver: Any, console_system: ConsoleSystem) -> Any:
     driver.get(f"{console_system.url}/")
     assert driver.title == "Sign in · orders console"
     driver.find_element(By.ID, "token").send_keys(console_system.admin_token)
-    driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
+    submit(driver, driver.find_element(By.CSS_SELECTOR, "form.card button[type=submit]"))
     assert driver.title == "Overview · orders console"
     return driver
 
@@ -115,7 +116,7 @@ def test_a_parked_event_is_retried(
         if ghost in article.text
     )
     card.find_element(By.CSS_SELECTOR, "input[name=reason]").send_keys("v1 is in the log now")
-    card.find_element(By.CSS_SELECTOR, "button[value=retry]").click()
+    submit(driver, card.find_element(By.CSS_SELECTOR, "button[value=retry]"))
     after = driver.find_element(By.TAG_NAME, "main").text
     assert "applied" in after and "v1 is in the log now" in after
     assert console_errors(driver) == []
@@ -149,6 +150,7 @@ def test_api_docs_render_with_no_network(
         if service == "command"
         else console_system.system.query_api
     )
+    requested_hosts(driver)  # forget what earlier pages asked for
     driver.get(f"{api.base_url}/docs")
     wait_until(
         lambda: driver.find_elements(By.CSS_SELECTOR, ".opblock"),
