@@ -16,6 +16,7 @@ from command_service.adapters.event_store import ConcurrencyError, EventStore
 from command_service.application import access
 from command_service.application.as_of import AsOf, state_events
 from command_service.application.commands import CommandContext, new_events
+from command_service.application.contention import pause_before_retry
 from command_service.application.snapshots import SnapshottingLoader
 from command_service.application.state_codecs import ACCOUNT_STATE
 from command_service.domain import account as domain
@@ -80,7 +81,9 @@ class AccountService:
         """Deposit funds; a repeated deposit_id with the same amount is answered, not re-applied."""
         access.check_may_deposit(ctx.principal)
         stream_id = domain.account_stream(command.customer_id)
-        for _ in range(self.retry_attempts):
+        for attempt in range(self.retry_attempts):
+            if attempt:
+                pause_before_retry(attempt - 1)
             state = self.accounts.load(stream_id)
             if state is None:
                 raise AccountNotFound(command.customer_id)

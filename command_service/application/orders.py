@@ -23,6 +23,7 @@ from command_service.adapters.event_store import (
 from command_service.application import access
 from command_service.application.as_of import AsOf, state_events
 from command_service.application.commands import CommandContext, new_events
+from command_service.application.contention import pause_before_retry
 from command_service.application.snapshots import SnapshottingLoader
 from command_service.application.state_codecs import ACCOUNT_STATE, ORDER_STATE
 from command_service.domain import account as account_domain
@@ -159,7 +160,9 @@ class OrderService:
         # Without an expected version from the client, a clash with a concurrent writer is ours
         # to resolve: reload and decide again (the account may have changed meanwhile too).
         # With one, a clash on the order is the client's answer.
-        for _ in range(self.retry_attempts):
+        for attempt in range(self.retry_attempts):
+            if attempt:
+                pause_before_retry(attempt - 1)
             state = self._load(command.order_id)
             if state is None:
                 raise OrderNotFound(command.order_id)

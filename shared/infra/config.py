@@ -97,7 +97,7 @@ class Settings:
             # p99 at half that rate of 9.8-12.7 ms against 11.1-14.8 ms.
             command_api_workers=_int(env, "COMMAND_API_WORKERS", 2, 1, 64),
             command_max_body_bytes=_int(env, "COMMAND_MAX_BODY_BYTES", 64 * 1024, 1024, 2**24),
-            command_retry_attempts=_int(env, "COMMAND_RETRY_ATTEMPTS", 5, 1, 100),
+            command_retry_attempts=_int(env, "COMMAND_RETRY_ATTEMPTS", 10, 1, 100),
             snapshot_every=_int(env, "SNAPSHOT_EVERY", 100, 0, 1_000_000),
             idempotency_key_ttl_seconds=_int(
                 env, "IDEMPOTENCY_KEY_TTL_SECONDS", 86_400, 1, 30 * 86_400
