@@ -6,7 +6,9 @@ broker valid against it (key and headers included)."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args
@@ -24,11 +26,12 @@ from shared.contract.event_schemas import DATA_SCHEMAS, ORDER_STATUSES
 from shared.contract.upcasting import EVENT_SCHEMAS
 from shared.infra.config import Settings
 from shared.infra.kafka import ensure_topic
-from tests.integration.test_relay import Orders, TopicReader, whole_log
+from tests.integration.test_relay import Orders, Received, TopicReader, whole_log
 from tests.support.asyncapi import TopicContract, spec_errors, unresolved_refs
 from tests.support.processes import HttpService, ServiceRunner
 
-COMMITTED = Path(__file__).parents[2] / "docs" / "asyncapi.json"
+DOCS = Path(__file__).parents[2] / "docs"
+COMMITTED = DOCS / "asyncapi.json"
 DOMAIN_EVENT_TYPES = {cls.__name__ for cls in (*get_args(Event), *get_args(AccountEvent))}
 SECURE_KAFKA = {
     "KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9093, kafka-2:9093",
@@ -226,6 +229,33 @@ def test_every_message_the_relay_publishes_is_a_message_of_the_document(
     # Every type the domain can emit went through the relay, the old shape too.
     assert {event_type for event_type, _ in published} == DOMAIN_EVENT_TYPES
     assert ("OrderPlaced", 1) in published
+    consume_like_another_service(document, records, services.workdir)
+
+
+def consume_like_another_service(
+    document: dict[str, Any], records: list[Received], data_dir: Path
+) -> None:
+    """docs/examples/consume_order_events.py on the records: each event applied once."""
+    spec = importlib.util.spec_from_file_location(
+        "consume_order_events", DOCS / "examples" / "consume_order_events.py"
+    )
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    events = example.OrderEvents(document)
+    db = sqlite3.connect(data_dir / "billing.db")
+    example.create_tracking(db)
+
+    def consume() -> list[dict[str, Any]]:
+        read = [events.read(r.key.encode(), list(r.headers.items()), r.value) for r in records]
+        return [event for event in read if example.apply_once(db, event)]
+
+    applied = consume()
+    assert len(applied) == len(records)
+    [old] = [event for event in applied if event["stream_id"] == "aa-old"]
+    assert (old["schema_version"], old["data"]["currency"]) == (2, "EUR")
+    assert consume() == [], "a redelivered event must change nothing"
+    db.close()
 
 
 def _line() -> dict[str, Any]:
