@@ -118,7 +118,6 @@ def asyncapi_document(settings: Settings) -> dict[str, Any]:
             "title": "Order events",
             "version": DOCUMENT_VERSION,
             "description": DESCRIPTION,
-            "license": {"name": "Proprietary"},
         },
         "defaultContentType": "application/json",
         "servers": _servers(settings),
