@@ -23,11 +23,13 @@ from command_service.http.app import create_app
 from command_service.outbox.asyncapi import asyncapi_document
 from shared.contract.envelope import EventEnvelope
 from shared.contract.event_schemas import DATA_SCHEMAS, ORDER_STATUSES
+from shared.contract.principal import ACCOUNTS_DEPOSIT
 from shared.contract.upcasting import EVENT_SCHEMAS
 from shared.infra.config import Settings
 from shared.infra.kafka import ensure_topic
 from tests.integration.test_relay import Orders, Received, TopicReader, whole_log
 from tests.support.asyncapi import TopicContract, spec_errors, unresolved_refs
+from tests.support.auth import bearer
 from tests.support.processes import HttpService, ServiceRunner
 
 DOCS = Path(__file__).parents[2] / "docs"
@@ -213,6 +215,8 @@ def test_every_message_the_relay_publishes_is_a_message_of_the_document(
     orders.cancel("aa-refunded")  # a refund: AccountCredited
     orders.place("aa-cancelled")
     orders.cancel("aa-cancelled")
+    gateway = bearer(Path(command_api.env["DATA_DIR"]), "payment-gateway", [ACCOUNTS_DEPOSIT])
+    orders._call("post", "/accounts/c-1/deposits", 200, gateway, json={"amount": "1.00"})
     write_v1_order_placed(event_log, "aa-old")
 
     # Served by the running command API, as another service would read it: no token.
@@ -229,6 +233,10 @@ def test_every_message_the_relay_publishes_is_a_message_of_the_document(
     # Every type the domain can emit went through the relay, the old shape too.
     assert {event_type for event_type, _ in published} == DOMAIN_EVENT_TYPES
     assert ("OrderPlaced", 1) in published
+    # The optional fields' other side: a deposit without a deposit_id, a cancel without reason.
+    data = [r.envelope.data for r in records]
+    assert any("deposit_id" in d and d["deposit_id"] is None for d in data)
+    assert any("reason" in d and d["reason"] is None for d in data)
     consume_like_another_service(document, records, services.workdir)
 
 
