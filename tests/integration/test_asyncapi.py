@@ -167,6 +167,21 @@ def test_the_schemas_refuse_what_the_relay_never_sends() -> None:
     ]
 
 
+def test_a_traceparent_is_optional_and_must_be_a_w3c_one() -> None:
+    document = default_document()
+    contract = TopicContract(document)
+    key, headers, value = next(example_records(document))
+    payload = json.loads(value)
+    traced = {**payload, "metadata": {**payload["metadata"], "traceparent": TRACEPARENT}}
+    traced_value = json.dumps(traced).encode()
+    assert contract.record_errors(key, headers, traced_value) == []
+    with_header = {**headers, "ce_traceparent": TRACEPARENT.encode()}
+    assert contract.record_errors(key, with_header, traced_value) == []
+    assert contract.record_errors(key, {**headers, "ce_traceparent": b"not-a-trace"}, value)
+    bad = {**payload, "metadata": {**payload["metadata"], "traceparent": "00-xyz"}}
+    assert contract.record_errors(key, headers, json.dumps(bad).encode())
+
+
 def _example_payload(name: str) -> dict[str, Any]:
     payload: dict[str, Any] = default_document()["components"]["messages"][name]["examples"][0][
         "payload"
