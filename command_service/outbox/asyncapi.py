@@ -101,8 +101,8 @@ HEADERS: Schema = {
         TRACEPARENT_HEADER: {
             "type": "string",
             "pattern": TRACEPARENT_PATTERN,
-            "description": "CloudEvents distributed-tracing extension: the W3C traceparent of "
-            "the request that appended the event (metadata.traceparent), if it had one.",
+            "description": "CloudEvents distributed-tracing extension: a W3C traceparent in "
+            "the trace of the request that appended the event (metadata.traceparent), if any.",
         },
     },
 }
