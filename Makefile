@@ -55,6 +55,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 bench: install kafka-jars $(BENCH_STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
+# The topic's AsyncAPI document (command_service/outbox/asyncapi.py), committed as docs/asyncapi.json.
+.PHONY: asyncapi
+asyncapi: install
+	$(PY) -m command_service.outbox.asyncapi > docs/asyncapi.json
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -14,6 +14,7 @@ from command_service.adapters.idempotency_store import IdempotencyKeys
 from command_service.application.accounts import AccountService
 from command_service.application.orders import OrderService
 from command_service.http.accounts import accounts
+from command_service.http.asyncapi import asyncapi_docs
 from command_service.http.events import events
 from command_service.http.metrics import install_command_metrics
 from command_service.http.openapi import command_document
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(orders)
     app.register_blueprint(accounts)
     app.register_blueprint(events)
+    app.register_blueprint(asyncapi_docs(settings))
     app.register_blueprint(
         api_docs(lambda: with_security(command_document(), app), "Order commands")
     )

@@ -3,7 +3,8 @@ upcast old shapes to the current one, one version step at a time, before decodin
 
 Both services read through this chain (the command side when it loads aggregates, the query
 side when it projects), so a new shape is introduced by bumping the version in CURRENT and
-adding one step here; stored rows are never rewritten. The relay publishes events as stored,
+adding one step here (and the new shape's JSON Schema in `event_schemas.py`: the AsyncAPI
+tests fail without it); stored rows are never rewritten. The relay publishes events as stored,
 with their schema_version, so other consumers can upcast the same way.
 """
 

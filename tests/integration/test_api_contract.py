@@ -52,6 +52,7 @@ IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
 # no static route: one would have to be documented, with its policy, like any other.)
 UNDOCUMENTED_ENDPOINTS = frozenset(
     {"api_docs.openapi_json", "api_docs.docs_page", "api_docs.docs_asset"}
+    | {"asyncapi.asyncapi_json"}  # the topic's AsyncAPI document, not an HTTP operation
 )
 UNDOCUMENTED_PATHS = frozenset({"/metrics"})
 # The documented operations anyone may call without a token; every other one needs a scope.
