@@ -74,5 +74,20 @@ typecheck: install
 
 check: lint typecheck test
 
+# The monitoring pack (deploy/, docs/monitoring.md): the alert rules, their unit tests (each
+# alert fires on a synthetic series), both Prometheus configs (syntax only: the token file
+# they name exists only where Prometheus runs) and the dashboard's JSON. .ci/run calls it.
+.PHONY: check-monitoring
+check-monitoring:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "promtool is not installed: run 'sudo apt-get install -y prometheus' (Debian/Ubuntu;" \
+	    "promtool comes with it) or take it from a release at https://prometheus.io/download/," \
+	    "then make check-monitoring"; exit 1; }
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts.test.yml
+	promtool check config --syntax-only deploy/prometheus/prometheus.yml \
+	  deploy/prometheus/prometheus-local.yml
+	$(PYTHON) -m json.tool deploy/grafana/dashboards/orders.json >/dev/null
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data .data

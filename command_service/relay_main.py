@@ -47,7 +47,7 @@ def main() -> None:
     engine = create_relay_engine(settings)
     store = EventStore(engine)
     lease = RelayLease(engine, settings.kafka_topic, new_owner_id(), settings.relay_lease_seconds)
-    relay = Relay(settings, store, lease, observer=RelayMetrics())
+    relay = Relay(settings, store, lease, observer=RelayMetrics(settings.kafka_topic))
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
         # Only a flag: a signal handler must not take locks the interrupted code may hold.

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.contract.principal import EVENTS_READ, SCOPES
+from shared.contract.principal import EVENTS_READ, METRICS_READ, SCOPES
 from shared.infra.auth_setup import mint_local_token
 from shared.infra.config import Settings
-from shared.infra.dev_keys import auth_dir, jwks_path, write_token_file
+from shared.infra.dev_keys import auth_dir, jwks_path, write_shared_token_file, write_token_file
 
 DEFAULT_TTL_S = 3600
 MAX_TTL_S = 30 * 86_400
@@ -22,6 +22,8 @@ SERVICE_TOKEN_FILE = "query-projector.token"
 # orders-console reads both APIs with this one (CONSOLE_TOKEN_FILE).
 CONSOLE_TOKEN_FILE = "console.token"
 CONSOLE_SCOPES = ("read:all", "events:read", "metrics:read")
+# Prometheus scrapes both /metrics with this one (deploy/prometheus/, docs/monitoring.md).
+PROMETHEUS_TOKEN_FILE = "prometheus.token"
 
 
 def add_auth_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,7 +52,7 @@ def add_auth_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
     keys = commands.add_parser(
         "keys",
-        help="create the signing key, jwks.json, the projector's and the console's tokens",
+        help="create the signing key, jwks.json, the projector's, console's, Prometheus' tokens",
         description="Idempotent: an existing key is kept; the service token is minted anew.",
     )
     keys.add_argument(
@@ -102,9 +104,18 @@ def create_keys(args: argparse.Namespace, settings: Settings) -> int:
     )
     console_token = auth_dir(settings.data_dir) / CONSOLE_TOKEN_FILE
     write_token_file(console_token, console)
+    scraper = mint_local_token(
+        settings,
+        sub="prometheus",
+        scopes=[METRICS_READ],
+        ttl_s=args.service_token_ttl,
+        client_id="prometheus",
+    )
+    scraper_token = auth_dir(settings.data_dir) / PROMETHEUS_TOKEN_FILE
+    write_shared_token_file(scraper_token, scraper)
     print(
         f"public keys: {jwks_path(settings.data_dir)}\nprojector token: {service_token}\n"
-        f"console token: {console_token}"
+        f"console token: {console_token}\nprometheus token: {scraper_token}"
     )
     return 0
 

@@ -25,6 +25,7 @@ from shared.http.auth import install_auth, public
 from shared.http.correlation import install_correlation_ids
 from shared.http.errors import Problem, register_problem_handlers
 from shared.http.openapi_security import with_security
+from shared.http.readiness_metric import ReadinessGauge
 from shared.http.security_headers import install_security_headers
 from shared.infra.auth_setup import build_verifier
 from shared.infra.config import Settings
@@ -100,7 +101,22 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     install_correlation_ids(app)
     install_security_headers(app)
-    install_command_metrics(app, store, settings)
+
+    def check_ready() -> None:
+        # /readyz is open to anyone, so it says what is wrong but not how: the cause (SQL
+        # text, paths) goes to the log and to /metrics, never into this body.
+        try:
+            store.ping()
+        except EventStoreUnavailable as exc:
+            log.warning("not ready: event store unreachable", extra={"cause": str(exc)})
+            raise Problem(503, "not-ready", "Not ready", "Event store unreachable.") from exc
+        try:
+            writes.check()
+        except EventStoreUnavailable as exc:
+            log.warning("not ready: event log refuses writes", extra={"cause": str(exc)})
+            raise Problem(503, "not-ready", "Not ready", "Event log refuses writes.") from exc
+
+    install_command_metrics(app, store, settings, ReadinessGauge(check_ready))
     register_problem_handlers(app)
     register_command_problems(app, on_unavailable=writes.refused)
     app.register_blueprint(orders)
@@ -119,18 +135,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/readyz")
     @public
     def readyz() -> Response:
-        # Open to anyone, so it says what is wrong but not how: the cause (SQL text, paths)
-        # goes to the log and to /metrics, never into this body.
-        try:
-            store.ping()
-        except EventStoreUnavailable as exc:
-            log.warning("not ready: event store unreachable", extra={"cause": str(exc)})
-            raise Problem(503, "not-ready", "Not ready", "Event store unreachable.") from exc
-        try:
-            writes.check()
-        except EventStoreUnavailable as exc:
-            log.warning("not ready: event log refuses writes", extra={"cause": str(exc)})
-            raise Problem(503, "not-ready", "Not ready", "Event log refuses writes.") from exc
+        check_ready()
         return jsonify(status="ready")
 
     install_auth(app, verifier)

@@ -16,6 +16,7 @@ from flask import Flask
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,6 +61,13 @@ RELAY_PUBLISHED = Counter(
 RELAY_PUBLISH_ERRORS = Counter(
     "relay_publish_errors_total",
     "Publish attempts that failed (a batch not fully acknowledged, or no producer), each retried.",
+)
+# Every time a relay takes the lease: the owner label of relay_lease_expires_timestamp_seconds
+# shows who holds it now, but not a handover back and forth between two relays.
+RELAY_LEASE_ACQUISITIONS = Counter(
+    "relay_lease_acquisitions_total",
+    "Times a relay took the lease of its topic (after waiting for it or losing it).",
+    ["topic"],
 )
 RELAY_BATCH_DURATION = Histogram(
     "relay_batch_duration_seconds",
@@ -109,12 +117,18 @@ def record_appended(events: Sequence[EventEnvelope]) -> None:
 class RelayMetrics:
     """The relay's observer (see outbox/relay.py): publishing outcomes as metrics."""
 
+    def __init__(self, topic: str) -> None:
+        self.acquisitions = RELAY_LEASE_ACQUISITIONS.labels(topic)
+
     def batch_published(self, events: int, seconds: float) -> None:
         RELAY_PUBLISHED.inc(events)
         RELAY_BATCH_DURATION.observe(seconds)
 
     def publish_failed(self) -> None:
         RELAY_PUBLISH_ERRORS.inc()
+
+    def lease_acquired(self) -> None:
+        self.acquisitions.inc()
 
 
 class EventLogPositions:
@@ -176,7 +190,9 @@ class EventLogPositions:
         yield lease
 
 
-def install_command_metrics(app: Flask, store: EventStore, settings: Settings) -> None:
+def install_command_metrics(
+    app: Flask, store: EventStore, settings: Settings, readiness: Collector
+) -> None:
     """Time requests, count commands and `store`'s appends, serve GET /metrics (command side)."""
     store.on_appended = record_appended
     store.group_commit.on_batch = APPEND_BATCH_SIZE.observe
@@ -184,5 +200,7 @@ def install_command_metrics(app: Flask, store: EventStore, settings: Settings) -
     create_tables(store.engine, relay_metadata)
     install_http_metrics(app, record_command)
     install_metrics_endpoint(
-        app, settings.metrics_dir / "command", [EventLogPositions(store, settings.kafka_topic)]
+        app,
+        settings.metrics_dir / "command",
+        [readiness, EventLogPositions(store, settings.kafka_topic)],
     )

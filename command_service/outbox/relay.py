@@ -59,6 +59,9 @@ class RelayObserver(Protocol):
     def publish_failed(self) -> None:
         """An attempt to publish failed; it will be retried."""
 
+    def lease_acquired(self) -> None:
+        """This relay took the lease (it did not hold it before): it leads from now on."""
+
 
 def create_relay_engine(settings: Settings) -> Engine:
     """The relay's connection to the event-log database, with its own SQLite durability."""
@@ -134,6 +137,8 @@ class Relay:
                 continue
             waiting_logged = False
             log.info("acquired the relay lease", extra=self._log)
+            if self.observer is not None:
+                self.observer.lease_acquired()
             heartbeat.start(acquired_at=asked_at)
             try:
                 self._lead(heartbeat)

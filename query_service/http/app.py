@@ -23,6 +23,7 @@ from shared.http.auth import install_auth, public, requires
 from shared.http.correlation import install_correlation_ids
 from shared.http.errors import Problem, problem_response, register_problem_handlers
 from shared.http.openapi_security import with_security
+from shared.http.readiness_metric import ReadinessGauge
 from shared.http.security_headers import install_security_headers
 from shared.infra.auth_setup import build_verifier, service_token
 from shared.infra.config import Settings
@@ -52,7 +53,18 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     install_correlation_ids(app)
     install_security_headers(app)
-    install_query_metrics(app, views, settings)
+
+    def check_ready() -> None:
+        # /readyz is open to anyone, so no SQL text and no positions: those are in
+        # /projector/status.
+        try:
+            with engine.connect() as conn:
+                conn.execute(select(1))
+        except SQLAlchemyError as exc:
+            log.warning("not ready: read model unreachable", extra={"cause": str(exc)})
+            raise Problem(503, "not-ready", "Not ready", "Read model unreachable.") from exc
+
+    install_query_metrics(app, views, settings, ReadinessGauge(check_ready))
     register_problem_handlers(app)
     app.register_blueprint(queries)
     app.register_blueprint(parked)
@@ -78,13 +90,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/readyz")
     @public
     def readyz() -> Response:
-        # Open to anyone, so no SQL text and no positions: those are in /projector/status.
-        try:
-            with engine.connect() as conn:
-                conn.execute(select(1))
-        except SQLAlchemyError as exc:
-            log.warning("not ready: read model unreachable", extra={"cause": str(exc)})
-            raise Problem(503, "not-ready", "Not ready", "Read model unreachable.") from exc
+        check_ready()
         return jsonify(status="ready", database="ok")
 
     @app.get("/projector/status")

@@ -15,6 +15,7 @@ from flask import Flask
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from query_service.projector.batch_report import BatchReport
 from query_service.projector.end_offsets import TopicEndOffsets
@@ -121,7 +122,11 @@ class ProjectorLag:
             )
 
 
-def install_query_metrics(app: Flask, views: ReadViews, settings: Settings) -> None:
+def install_query_metrics(
+    app: Flask, views: ReadViews, settings: Settings, readiness: Collector
+) -> None:
     """Time every request and serve GET /metrics for the query side."""
     install_http_metrics(app)
-    install_metrics_endpoint(app, settings.metrics_dir / "query", [ProjectorLag(views, settings)])
+    install_metrics_endpoint(
+        app, settings.metrics_dir / "query", [readiness, ProjectorLag(views, settings)]
+    )

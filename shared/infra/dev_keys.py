@@ -112,6 +112,15 @@ def write_token_file(path: Path, token: str) -> None:
     _write_private(path, token.encode() + b"\n")
 
 
+def write_shared_token_file(path: Path, token: str) -> None:
+    """Write a token another user may read: the Prometheus container runs as its own user."""
+    # Only for a metrics:read token. The folder (0700 in dev mode, a volume only the stack
+    # mounts in compose) still keeps everyone else out.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(path, token.encode() + b"\n")
+    path.chmod(0o644)
+
+
 def _jwks(private_key: ec.EllipticCurvePrivateKey) -> bytes:
     jwk: dict[str, Any] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private_key.public_key()))
     jwk.update(kid=_thumbprint(private_key), alg="ES256", use="sig")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
 
 import shared.infra.db
 from command_service.http.app import create_app
@@ -134,3 +135,30 @@ def test_readiness_follows_a_full_disk(
         small_disk.empty()
     assert client.get("/readyz").status_code == 200
     assert place(client, "o-99") == 201
+
+
+def service_ready(client: FlaskClient) -> float:
+    """The service_ready gauge of one scrape of /metrics."""
+    scrape = client.get("/metrics")
+    assert scrape.status_code == 200
+    [family] = [
+        f
+        for f in text_string_to_metric_families(scrape.get_data(as_text=True))
+        if f.name == "service_ready"
+    ]
+    [sample] = family.samples
+    return float(sample.value)
+
+
+def test_service_ready_in_metrics_says_what_readyz_says(
+    impatient_app: Flask, command_settings: Settings
+) -> None:
+    client = authorized_client(impatient_app, command_settings.data_dir)
+    database = sqlite_path(command_settings.event_store_url)
+    assert service_ready(client) == 1
+    with write_lock_held(database):
+        assert place(client, "o-1") == 503
+        assert service_ready(client) == 0
+        assert client.get("/readyz").status_code == 503
+    assert service_ready(client) == 1
+    assert client.get("/readyz").status_code == 200

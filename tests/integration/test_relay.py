@@ -19,9 +19,11 @@ import requests
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
 from kafka import TopicPartition
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
 from command_service.adapters.event_store import EventStore, NewEvent, StreamAppend
+from command_service.http.metrics import RelayMetrics
 from command_service.outbox.lease import LeaseHeartbeat, LeaseLost, RelayLease
 from command_service.outbox.relay import Relay, create_relay_engine
 from shared.contract.envelope import EventEnvelope
@@ -743,3 +745,38 @@ def test_an_idle_relay_polls_cheaply_and_wakes_for_a_new_event(small_log: EventS
     assert idle_reads <= 1, f"an idle relay read the log {idle_reads} times in 0.5 s"
     assert waited_ms < 200, f"a new event waited {waited_ms:.0f} ms to be published"
     assert producer.sent == [1, 2, 3, 4]
+
+
+def test_the_relay_counts_each_time_it_takes_the_lease(small_log: EventStore) -> None:
+    topic = f"t-{uuid.uuid4().hex[:8]}"  # its own series of the process-wide counter
+    settings = Settings.from_env({"RELAY_LEASE_SECONDS": "1", "KAFKA_TOPIC": topic})
+    lease = PausableLease(small_log.engine, topic, "relay-a", ttl_seconds=1)
+    standby = RelayLease(small_log.engine, topic, "relay-b", ttl_seconds=1)
+    producer = RecordingProducer()
+    relay = Relay(
+        settings,
+        small_log,
+        lease,
+        producer_factory=lambda _: producer,
+        observer=RelayMetrics(topic),
+    )
+
+    def acquisitions() -> float:
+        labels = {"topic": topic}
+        return REGISTRY.get_sample_value("relay_lease_acquisitions_total", labels) or 0.0
+
+    thread = run_in_thread(relay)
+    try:
+        wait_until(lambda: lease.published_position() == 3, 10, "the backlog was not published")
+        assert acquisitions() == 1
+        # The holder stalls, the standby takes over, then lets its lease lapse: the first
+        # relay takes the lease back, and that is counted again.
+        lease.paused.set()
+        wait_until(standby.try_acquire, 10, "the standby never got the expired lease")
+        lease.paused.clear()
+        wait_until(lambda: acquisitions() == 2, 10, lambda: f"{acquisitions()} acquisitions")
+        assert lease.holder().owner == "relay-a"
+    finally:
+        relay.stop()
+        thread.join(10)
+    assert acquisitions() == 2

@@ -57,3 +57,15 @@ def test_keys_writes_a_projector_token_with_events_read_only(tmp_path: Path) -> 
     principal = dev_verifier(tmp_path).verify(token_file.read_text().strip())
     assert (principal.sub, principal.client_id) == ("query-projector", "query-projector")
     assert principal.scopes == {"events:read"}
+
+
+def test_keys_writes_a_prometheus_token_with_metrics_read_only(tmp_path: Path) -> None:
+    done = orders_admin(tmp_path, "keys")
+    assert done.returncode == 0, done.stderr
+    token_file = tmp_path / "auth" / "prometheus.token"
+    # Readable by the Prometheus container's own user; the folder keeps others out.
+    assert token_file.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "auth").stat().st_mode & 0o077 == 0
+    principal = dev_verifier(tmp_path).verify(token_file.read_text().strip())
+    assert (principal.sub, principal.client_id) == ("prometheus", "prometheus")
+    assert principal.scopes == {"metrics:read"}
