@@ -87,7 +87,8 @@ class Transport:
         self.policy = policy
         self.on_retry = on_retry
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
         self.session.headers["Accept"] = "application/json, application/problem+json"
 
     def close(self) -> None:
