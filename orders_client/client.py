@@ -37,8 +37,9 @@ class Client:
     """Typed access to the command API (`command_url`) and the query API (`query_url`).
 
     `token` is the bearer token sent with every request. `retries` bounds the resends of one
-    call (see orders_client.transport for what is resent); `on_retry` hears of each. Holds a
-    connection pool: use one Client per thread, and close() it (or use it as a context).
+    call (see orders_client.transport for what is resent); `on_retry` hears of each (an
+    exception it raises ends the call). Holds a connection pool: use one Client per thread,
+    and close() it (or use it as a context manager).
     """
 
     def __init__(

@@ -16,6 +16,7 @@ from tests.support.topics import fresh_topic
 
 T = TypeVar("T")
 CUSTOMER_SCOPES = ("orders:write", "accounts:write", "read:own")
+MAX_WAIT_MS = 5000
 
 
 @pytest.fixture(scope="package")
@@ -25,7 +26,12 @@ def system(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> It
         fresh_topic(kafka_bootstrap, "client") as topic,
         ServiceRunner(tmp_path_factory.mktemp("orders-client")) as runner,
     ):
-        yield OrderSystem(runner, kafka_bootstrap, topic).start()
+        system = OrderSystem(runner, kafka_bootstrap, topic)
+        with pytest.MonkeyPatch.context() as env:
+            # A min_version read waits up to this long: room for a busy machine's projector.
+            env.setenv("READ_YOUR_WRITES_MAX_WAIT_MS", str(MAX_WAIT_MS))
+            system.start()
+        yield system
 
 
 @pytest.fixture(scope="package")

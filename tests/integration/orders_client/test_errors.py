@@ -168,7 +168,7 @@ def test_a_min_version_the_projection_never_reaches(make_client: Callable[..., C
     placed = ivy.place_order("c-behind", LINES)
 
     with pytest.raises(ProjectionBehind) as behind:
-        ivy.order(placed.order_id, min_version=99)  # waits READ_YOUR_WRITES_MAX_WAIT_MS (2 s)
+        ivy.order(placed.order_id, min_version=99)  # waits READ_YOUR_WRITES_MAX_WAIT_MS
 
     assert behind.value.min_version == 99
     assert behind.value.seen_version in (None, 1)  # None: not projected at all yet
