@@ -14,14 +14,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from orders_client.command_results import AccountResult, CommandResult, LineItem
 from orders_client.errors import NotFound, ProjectionBehind
 from orders_client.event_log import AccountState, EventsPage, OrderState, StoredEvent
-from orders_client.models import (
+from orders_client.read_model import (
     Account,
-    AccountResult,
-    CommandResult,
     Customer,
-    LineItem,
     Order,
     OrderHistory,
     OrderPage,

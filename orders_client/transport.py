@@ -21,7 +21,8 @@ from typing import Any
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from orders_client.errors import ConnectionFailed, ProblemError, problem_error
+from orders_client.errors import ConnectionFailed, ProblemError
+from orders_client.problem_types import problem_error
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -15,7 +15,8 @@ from orders_client import (
     ServiceUnavailable,
     VersionConflict,
 )
-from orders_client.errors import BY_SLUG, PROBLEM_TYPE_BASE, problem_error
+from orders_client.errors import PROBLEM_TYPE_BASE
+from orders_client.problem_types import BY_SLUG, problem_error
 from orders_client.transport import MAX_RETRY_AFTER_S, RetryPolicy
 
 
