@@ -67,6 +67,11 @@ class ProblemError(OrdersClientError):
         return self.type.removeprefix(PROBLEM_TYPE_BASE)
 
     @property
+    def instance(self) -> str | None:
+        """The path of the request the problem answered."""
+        return self._str("instance")
+
+    @property
     def errors(self) -> dict[str, list[str]]:
         """Field name -> messages, for problems that name fields (else empty)."""
         errors = self.extensions.get("errors")

@@ -44,7 +44,7 @@ def test_a_problem_becomes_its_class_with_its_members() -> None:
     assert type(error) is InsufficientFunds and isinstance(error, Conflict)
     assert (error.balance_cents, error.required_cents) == (1000, 3000)
     assert (error.status, error.slug, error.title) == (409, "insufficient-funds", body["title"])
-    assert error.extensions["instance"] == "/orders/o-1/status"
+    assert error.instance == error.extensions["instance"] == "/orders/o-1/status"
     assert error.headers["X-Correlation-ID"] == "abc"
 
 
