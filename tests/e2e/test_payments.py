@@ -8,10 +8,10 @@ import multiprocessing
 
 import pytest
 
-from tests.support.auth import api_session
+from orders_client import Client, LineItem
 from tests.support.checks import assert_views_match
 from tests.support.order_system import OrderSystem
-from tests.support.workload import Workload, pay_in_lockstep
+from tests.support.workload import Workload, bearer_token, pay_in_lockstep
 
 pytestmark = pytest.mark.kafka
 
@@ -24,22 +24,15 @@ def test_two_processes_paying_two_orders_with_funds_for_one_spend_it_once(
     # A second, independent command API on the same event log: two server processes writing.
     second_api = system.runner.command_api(name="command-api-2")
     first_url, second_url = system.command_api.base_url, second_api.base_url
-    session = api_session(system.admin_headers)
+    client = Client(first_url, token=bearer_token(system.admin_headers))
     pairs: list[tuple[str, str]] = []
     for n in range(CUSTOMERS):
         customer_id = f"race-{n}"
-        opened = session.post(
-            f"{first_url}/accounts", json={"customer_id": customer_id, "initial_deposit": "100.00"}
-        )
-        assert opened.status_code == 201, opened.text
-        pair = []
-        for side in ("a", "b"):
-            line = {"product_id": "p-race", "quantity": 3, "unit_price": "20.00"}  # 60.00
-            body = {"order_id": f"{customer_id}-{side}", "customer_id": customer_id}
-            placed = session.post(f"{first_url}/orders", json={**body, "lines": [line]})
-            assert placed.status_code == 201, placed.text
-            pair.append(body["order_id"])
-        pairs.append((pair[0], pair[1]))
+        client.open_account(customer_id, initial_deposit_cents=10_000)
+        line = LineItem("p-race", 3, 2000)  # 60.00 of the 100.00
+        a, b = (client.place_order(customer_id, [line], f"{customer_id}-{side}") for side in "ab")
+        pairs.append((a.order_id, b.order_id))
+    client.close()
 
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)

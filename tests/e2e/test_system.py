@@ -8,15 +8,14 @@ import subprocess
 import time
 
 import pytest
-import requests
 
+from orders_client import Client, LineItem, Order, ProjectionBehind
 from query_service.read_model.tables import create_read_model_engine
 from tests.integration.query_support import view_rows
-from tests.support.auth import api_session
 from tests.support.checks import assert_acknowledged_present, assert_views_match
 from tests.support.order_system import OrderSystem
 from tests.support.processes import console_script, wait_until
-from tests.support.workload import Workload
+from tests.support.workload import Workload, bearer_token
 
 pytestmark = pytest.mark.kafka
 
@@ -50,36 +49,26 @@ def test_every_view_converges_to_what_the_event_log_implies(system: OrderSystem)
 
 
 def test_read_your_writes_with_min_version(system: OrderSystem) -> None:
-    body = {
-        "customer_id": "c-ryw",
-        "lines": [{"product_id": "p-1", "quantity": 2, "unit_price": "3.50"}],
-    }
-    account = {"customer_id": "c-ryw", "initial_deposit": "10.00"}
-    http = api_session(system.admin_headers)
-    opened = http.post(f"{system.command_api.base_url}/accounts", json=account, timeout=10)
-    assert opened.status_code == 201
-    placed = http.post(f"{system.command_api.base_url}/orders", json=body, timeout=10)
-    assert placed.status_code == 201
-    order_id = placed.json()["order_id"]
-    paid = http.post(
-        f"{system.command_api.base_url}/orders/{order_id}/status",
-        json={"status": "PAID"},
-        timeout=10,
-    )
-    assert paid.status_code == 200
-    version = paid.json()["version"]
+    with Client(
+        system.command_api.base_url,
+        system.query_api.base_url,
+        token=bearer_token(system.admin_headers),
+    ) as client:
+        client.open_account("c-ryw", initial_deposit_cents=1000)
+        placed = client.place_order("c-ryw", [LineItem("p-1", 2, 350)])
+        paid = client.change_status(placed.order_id, "PAID")
 
-    # The first read may come before the projector has the order; the wait covers the gap.
-    def read() -> requests.Response | None:
-        response = http.get(
-            f"{system.query_api.base_url}/orders/{order_id}?min_version={version}", timeout=10
-        )
-        return response if response.headers.get("X-Projection-Up-To-Date") == "true" else None
+        # The first read may come before the projector has the order; the wait covers the gap.
+        def read() -> Order | None:
+            try:
+                return client.order(placed.order_id, min_version=paid.version)
+            except ProjectionBehind:
+                return None
 
-    response = wait_until(read, 30, "the projection never reached the acknowledged version")
-    assert response.status_code == 200
-    assert response.json()["status"] == "PAID"
-    assert response.json()["version"] == version == 2
+        order = wait_until(read, 30, "the projection never reached the acknowledged version")
+    assert order.status == "PAID"
+    assert order.version == paid.version == 2
+    assert order.total_cents == 700
 
 
 def test_projector_killed_mid_stream_converges_without_counting_twice(

@@ -1,6 +1,6 @@
-"""The load generator of system tests: clients that open accounts, place orders and walk each
-through a lifecycle path from several threads, retrying through outages, and remember every
-version the command API acknowledged.
+"""The load generator of system tests: clients (orders_client, one per thread) that open
+accounts, place orders and walk each through a lifecycle path from several threads, retrying
+through outages, and remember every version the command API acknowledged.
 """
 
 from __future__ import annotations
@@ -11,16 +11,30 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-import requests
-
-from tests.support.auth import api_session
+from orders_client import (
+    AccountBusy,
+    AccountResult,
+    Client,
+    CommandResult,
+    ConnectionFailed,
+    LineItem,
+    ProblemError,
+    Retry,
+    ServiceUnavailable,
+    VersionConflict,
+)
 from tests.support.reference_model import ACCOUNT_STREAM_PREFIX
 
+T = TypeVar("T")
 PRODUCTS = tuple(f"p-{n:02d}" for n in range(12))
 CUSTOMERS = tuple(f"c-{n:02d}" for n in range(15))
-OPENING_DEPOSIT = "500000.00"  # enough for every order a workload gives a customer
+OPENING_DEPOSIT_CENTS = 50_000_000  # enough for every order a workload gives a customer
+# Resends of one client call (backoff up to 2 s, or Retry-After); past them an outage is
+# longer than a call should wait, and the workload sends the same command again itself.
+CLIENT_RETRIES = 4
+OUTAGE_PAUSE_S = 0.2
 
 # The lifecycle each order of a workload goes through after being placed: every allowed path.
 PATHS: tuple[tuple[str, ...], ...] = (
@@ -31,6 +45,11 @@ PATHS: tuple[tuple[str, ...], ...] = (
     ("CANCEL",),
     ("PAID", "CANCEL"),
 )
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
+    """The token of an `Authorization: Bearer <token>` header."""
+    return headers["Authorization"].removeprefix("Bearer ")
 
 
 @dataclass
@@ -45,10 +64,14 @@ class Acknowledged:
 class Workload:
     """Clients placing orders and walking each through a lifecycle path, from several threads.
 
-    Clients retry through outages (connection refused, 503) as a careful client would: a place
-    is retried with the same order id and body (the API answers a retry with the first result);
-    a status change that may have been applied before the connection dropped is checked against
-    the order's state before it is sent again.
+    Each thread drives its orders through its own orders_client.Client, which sends every
+    command with an Idempotency-Key and resends it with that key through a dropped connection
+    or a 503: a command applied before its answer was lost is answered with its first result,
+    never applied twice. When an outage outlasts the client's resends, the workload sends the
+    same command (same key) again until its deadline. A version conflict on a status change
+    sent without expected_version (the server's own retries kept clashing with another writer
+    of the account; nothing was recorded) is sent again the same way; any other error answer
+    is unexpected.
     """
 
     def __init__(
@@ -60,7 +83,7 @@ class Workload:
         headers: Mapping[str, str],
     ) -> None:
         self.command_url = command_url
-        self.headers = dict(headers)  # the bearer token every client sends
+        self.token = bearer_token(headers)  # the bearer token every client sends
         self.customers = CUSTOMERS
         self.rng = random.Random(seed)
         self.plans = [self._plan(n) for n in range(orders)]
@@ -77,24 +100,24 @@ class Workload:
             "order_id": order_id,
             "customer_id": self.rng.choice(CUSTOMERS),
             "lines": [
-                {
-                    "product_id": p,
-                    "quantity": self.rng.randint(1, 5),
-                    "unit_price": f"{self.rng.randint(1, 20000) / 100:.2f}",
-                }
-                for p in products
+                LineItem(p, self.rng.randint(1, 5), self.rng.randint(1, 20000)) for p in products
             ],
         }
         return order_id, body, PATHS[n % len(PATHS)]
 
+    def client(self) -> Client:
+        """A client of this workload's command API that counts its resends as retries."""
+        return Client(
+            self.command_url(), token=self.token, retries=CLIENT_RETRIES, on_retry=self._retried
+        )
+
     def run(self, threads: int, deadline_s: float = 300) -> None:
         """Open the customers' accounts, then drive every planned order through its path."""
         deadline = time.monotonic() + deadline_s
-        session = api_session(self.headers)
-        for customer_id in self.customers:
-            body = {"customer_id": customer_id, "initial_deposit": OPENING_DEPOSIT}
-            opened = self._send(session, deadline, "POST", "/accounts", body, {201})
-            self._ack(ACCOUNT_STREAM_PREFIX + customer_id, opened.json()["version"], "open")
+        with self.client() as client:
+            for customer_id in self.customers:
+                opened = self._send(deadline, self._opening(client, customer_id))
+                self._ack(ACCOUNT_STREAM_PREFIX + customer_id, opened.version, "open")
         workers = [
             threading.Thread(target=self._worker, args=(time.monotonic() + deadline_s,))
             for _ in range(threads)
@@ -126,99 +149,92 @@ class Workload:
             return plan
 
     def _worker(self, deadline: float) -> None:
-        session = api_session(self.headers)
-        while (plan := self._take()) is not None:
-            order_id, body, path = plan
-            try:
-                self._drive(session, deadline, order_id, body, path)
-            except Exception as exc:  # reported by run(), not lost in a thread
-                with self._lock:
-                    self.unexpected.append(f"{order_id}: {exc!r}")
+        try:
+            client = self.client()
+        except Exception as exc:  # e.g. a stopped workload: reported by run()
+            with self._lock:
+                self.unexpected.append(f"client: {exc!r}")
+            return
+        with client:
+            while (plan := self._take()) is not None:
+                order_id, body, path = plan
+                try:
+                    self._drive(client, deadline, order_id, body, path)
+                except Exception as exc:  # reported by run(), not lost in a thread
+                    with self._lock:
+                        self.unexpected.append(f"{order_id}: {exc!r}")
 
     def _drive(
         self,
-        session: requests.Session,
+        client: Client,
         deadline: float,
         order_id: str,
         body: dict[str, Any],
         path: tuple[str, ...],
     ) -> None:
-        placed = self._send(session, deadline, "POST", "/orders", body, {201})
-        self._ack(order_id, placed.json()["version"], "place")
+        customer_id = body["customer_id"]
+        placed = self._send(
+            deadline,
+            lambda key: client.place_order(
+                customer_id, body["lines"], order_id, idempotency_key=key
+            ),
+        )
+        self._ack(order_id, placed.version, "place")
         if int(order_id.split("-")[1]) % 4 == 0:
-            # A deposit now and then, retry-safe through its deposit_id.
-            customer_id = body["customer_id"]
-            deposit = {"amount": "12.34", "deposit_id": f"dep-{order_id}"}
-            path_ = f"/accounts/{customer_id}/deposits"
-            done = self._send(session, deadline, "POST", path_, deposit, {200})
-            self._ack(ACCOUNT_STREAM_PREFIX + customer_id, done.json()["version"], "deposit")
+            # A deposit now and then; its deposit_id makes it count once even without the key.
+            deposited = self._send(
+                deadline,
+                lambda key: client.deposit(
+                    customer_id, 1234, f"dep-{order_id}", idempotency_key=key
+                ),
+            )
+            self._ack(ACCOUNT_STREAM_PREFIX + customer_id, deposited.version, "deposit")
         for step in path:
-            if step == "CANCEL":
-                response = self._send(
-                    session, deadline, "DELETE", f"/orders/{order_id}", None, {200}, order_id
-                )
-            else:
-                response = self._send(
-                    session,
-                    deadline,
-                    "POST",
-                    f"/orders/{order_id}/status",
-                    {"status": step},
-                    {200},
-                    order_id,
-                    step,
-                )
-            if response is not None:
-                answer = response.json()
-                self._ack(order_id, answer["version"], step)
-                if "account" in answer:
-                    stream_id = ACCOUNT_STREAM_PREFIX + answer["account"]["customer_id"]
-                    self._ack(stream_id, answer["account"]["version"], step)
+            result = self._send(deadline, self._step(client, order_id, step))
+            self._ack(order_id, result.version, step)
+            if result.account is not None:
+                stream_id = ACCOUNT_STREAM_PREFIX + result.account.customer_id
+                self._ack(stream_id, result.account.version, step)
+
+    @staticmethod
+    def _opening(client: Client, customer_id: str) -> Callable[[str], AccountResult]:
+        return lambda key: client.open_account(
+            customer_id, OPENING_DEPOSIT_CENTS, idempotency_key=key
+        )
+
+    @staticmethod
+    def _step(client: Client, order_id: str, step: str) -> Callable[[str], CommandResult]:
+        if step == "CANCEL":
+            return lambda key: client.cancel_order(order_id, idempotency_key=key)
+        return lambda key: client.change_status(order_id, step, idempotency_key=key)
 
     def _ack(self, stream_id: str, version: int, kind: str) -> None:
         with self._lock:
             self.acknowledged.append(Acknowledged(stream_id, version, kind))
 
-    def _send(
-        self,
-        session: requests.Session,
-        deadline: float,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        ok: set[int],
-        order_id: str | None = None,
-        target: str = "CANCELLED",
-        after_outage: bool = False,
-    ) -> Any:
-        """Send until answered; None if an earlier attempt was applied but not acknowledged."""
+    def _retried(self, retry: Retry) -> None:
+        with self._lock:
+            self.retries += 1
+        self.command_url()  # a stopped workload's raises here, so its clients give up
+
+    def _send(self, deadline: float, command: Callable[[str], T]) -> T:
+        """Send one command until answered, always with the same Idempotency-Key."""
+        key = str(uuid.uuid4())
         while True:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{method} {path} not answered before the deadline")
+                raise AssertionError(f"command {key} not answered before the deadline")
             try:
-                response = session.request(method, self.command_url() + path, json=body, timeout=10)
-            except requests.RequestException:
-                response = None
-            if response is not None and response.status_code in ok:
-                return response
-            if response is not None and response.status_code not in (409, 502, 503, 504):
-                raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
-            if response is not None and response.status_code == 409 and not after_outage:
-                raise AssertionError(f"{method} {path}: conflict {response.text}")
-            # An outage: the command may or may not have been applied before it.
+                return command(key)
+            except (ConnectionFailed, ServiceUnavailable, AccountBusy):
+                pass  # an outage longer than the client's resends: send again, same key
+            except VersionConflict as conflict:
+                if conflict.expected_version is not None:
+                    raise  # a conflict with what we asked for is a real answer
+                # Contention the server gave up resolving: nothing was recorded.
             with self._lock:
                 self.retries += 1
-            after_outage = True
-            time.sleep(0.2)
-            if order_id is not None and self._current_status(session, order_id) == target:
-                return None
-
-    def _current_status(self, session: requests.Session, order_id: str) -> str | None:
-        try:
-            response = session.get(f"{self.command_url()}/orders/{order_id}", timeout=5)
-        except requests.RequestException:
-            return None
-        return response.json()["status"] if response.status_code == 200 else None
+            self.command_url()
+            time.sleep(OUTAGE_PAUSE_S)
 
 
 def pay_in_lockstep(
@@ -233,11 +249,12 @@ def pay_in_lockstep(
 
     Puts (name, order_id, status, problem type or None) on `results` for every attempt.
     """
-    session = api_session(headers)
-    for order_id in order_ids:
-        barrier.wait(60)
-        response = session.post(
-            f"{command_url}/orders/{order_id}/status", json={"status": "PAID"}, timeout=30
-        )
-        problem = response.json().get("type") if response.status_code >= 400 else None
-        results.put((name, order_id, response.status_code, problem))
+    with Client(command_url, token=bearer_token(headers), timeout=30) as client:
+        for order_id in order_ids:
+            barrier.wait(60)
+            try:
+                client.change_status(order_id, "PAID")
+            except ProblemError as refused:  # the loser of a race: insufficient-funds
+                results.put((name, order_id, refused.status, refused.type))
+            else:
+                results.put((name, order_id, 200, None))

@@ -1,0 +1,1 @@
+"""orders_client against the real services."""
