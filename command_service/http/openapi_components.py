@@ -34,14 +34,14 @@ def money_shape(field: Money) -> dict[str, Any]:
 
 def decimal_pattern(low: Decimal, high: Decimal) -> str:
     """An ECMA 262 pattern matching exactly the plain decimal strings (leading zeros allowed,
-    at most 2 decimals) from `low` to `high`.
+    at most 2 decimals besides trailing zeros) from `low` to `high`.
 
     Only the bounds Money fields use: low 0 or 0.01, high 10**k or 10**k - 0.01.
     """
-    places = r"(?:\.[0-9]{1,2})?"
+    places = r"(?:\.[0-9]{1,2}0*)?"
     if high == high.to_integral_value() and _is_power_of_ten(high):
         digits = len(str(int(high))) - 1  # below 10**k: k digits, then 10**k itself
-        top = f"|{int(high)}(?:\\.0{{1,2}})?"
+        top = f"|{int(high)}(?:\\.0+)?"
     elif _is_power_of_ten(high + CENT):
         digits, top = len(str(int(high + CENT))) - 1, ""
     else:
@@ -49,7 +49,7 @@ def decimal_pattern(low: Decimal, high: Decimal) -> str:
     if low == 0:
         below = f"[0-9]{{1,{digits}}}{places}"
     elif low == CENT:
-        below = f"[1-9][0-9]{{0,{digits - 1}}}{places}|0\\.(?:[1-9][0-9]?|0[1-9])"
+        below = f"[1-9][0-9]{{0,{digits - 1}}}{places}|0\\.(?:[1-9][0-9]?|0[1-9])0*"
     else:
         raise ValueError(f"no pattern for a lower bound of {low}")
     return f"^0*(?:{below}{top})$"
