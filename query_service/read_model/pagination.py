@@ -7,7 +7,8 @@ has a fixed shape, stated as a pattern in the OpenAPI document: every string of 
 position, so the service accepts any cursor that matches, issued by it or not.
 
 - orders: `<created_at in microseconds since 1970 UTC>~<order_id>`, e.g. `1764633600000000~o-1`;
-- statements: the version of the last line, e.g. `100` (0: before the first line).
+- statements: the version of the last line, e.g. `100` (0: before the first line), without
+  leading zeros.
 
 The two shapes never match each other, so one kind is never mistaken for the other.
 """
@@ -18,10 +19,25 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-# Up to 16 digits of microseconds reaches the year 2286; 9 digits of version stays within the
-# read model's 32-bit version column.
+MAX_VERSION = 2**31 - 1  # the read model's version columns are 32-bit
+
+
+def _decimal_up_to(maximum: int) -> str:
+    """A regex alternation for the decimal numbers 0..maximum (maximum >= 1), without leading
+    zeros: 0, the numbers with fewer digits, then those of its length below it, then itself."""
+    digits = str(maximum)
+    parts = ["0"] if len(digits) == 1 else ["0", f"[1-9][0-9]{{0,{len(digits) - 2}}}"]
+    for i, digit in enumerate(digits):
+        lowest, below = (1 if i == 0 else 0), int(digit) - 1
+        if below >= lowest:
+            rest = len(digits) - i - 1
+            parts.append(digits[:i] + f"[{lowest}-{below}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    return "|".join([*parts, digits])
+
+
+# Up to 16 digits of microseconds reaches the year 2286.
 ORDER_CURSOR_PATTERN = r"^[0-9]{1,16}~[A-Za-z0-9._:-]{1,64}$"
-STATEMENT_CURSOR_PATTERN = r"^[0-9]{1,9}$"
+STATEMENT_CURSOR_PATTERN = f"^(?:{_decimal_up_to(MAX_VERSION)})$"
 _ORDER_CURSOR = re.compile(ORDER_CURSOR_PATTERN.replace("$", r"\Z"))
 _STATEMENT_CURSOR = re.compile(STATEMENT_CURSOR_PATTERN.replace("$", r"\Z"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,5 +83,5 @@ def encode_statement_cursor(cursor: StatementCursor) -> str:
 def decode_statement_cursor(token: str) -> StatementCursor:
     """Token -> statement cursor, or InvalidCursor if it does not have the shape."""
     if not _STATEMENT_CURSOR.match(token):
-        raise InvalidCursor("not a version of up to 9 digits")
+        raise InvalidCursor(f"not a version from 0 to {MAX_VERSION}")
     return StatementCursor(int(token))
