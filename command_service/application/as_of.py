@@ -11,7 +11,8 @@ from shared.contract.envelope import EventEnvelope, format_timestamp
 
 @dataclass(frozen=True)
 class AsOf:
-    """A point in a stream's history: up to a version, or up to a moment (inclusive)."""
+    """A point in a stream's history: up to a version, up to a moment, or both (each bound
+    inclusive; with both, the state after the last event within both)."""
 
     version: int | None = None
     moment: datetime | None = None
@@ -21,17 +22,15 @@ class AsOf:
         return [e for e in stream if self._includes(e)]
 
     def describe(self) -> str:
-        """For messages: "version 3" or "2026-11-26T10:00:00.000000Z"."""
-        if self.version is not None:
-            return f"version {self.version}"
-        assert self.moment is not None
-        return format_timestamp(self.moment)
+        """For messages: "version 3", "2026-11-26T10:00:00.000000Z", or both joined by "and"."""
+        parts = [] if self.version is None else [f"version {self.version}"]
+        if self.moment is not None:
+            parts.append(format_timestamp(self.moment))
+        return " and ".join(parts)
 
     def _includes(self, event: EventEnvelope) -> bool:
-        if self.version is not None:
-            return event.version <= self.version
-        assert self.moment is not None
-        return event.occurred_at <= self.moment
+        within_version = self.version is None or event.version <= self.version
+        return within_version and (self.moment is None or event.occurred_at <= self.moment)
 
 
 class NotAtThatPoint(Exception):

@@ -62,6 +62,17 @@ class CommandResult:
     account: AccountMovement | None = None
 
 
+ExpectedVersion = int | frozenset[int] | None
+"""The version the client says the order is at; several (given in more than one place) must
+all hold, so differing ones never do; None for any version."""
+
+
+def unmet_version(expected: ExpectedVersion, version: int) -> int | None:
+    """The smallest expected version an order at `version` does not meet, or None."""
+    wanted = {expected} if isinstance(expected, int) else (expected or frozenset())
+    return min((v for v in wanted if v != version), default=None)
+
+
 class VersionConflict(Exception):
     """The order is not at the version the client expected (or changed under us repeatedly)."""
 
@@ -113,13 +124,16 @@ class OrderService:
         return placed(appended)
 
     def change_status(
-        self, command: domain.ChangeOrderStatus, expected_version: int | None, ctx: CommandContext
+        self,
+        command: domain.ChangeOrderStatus,
+        expected_version: ExpectedVersion,
+        ctx: CommandContext,
     ) -> CommandResult:
         """Move an order to a new status."""
         return self._execute(command, expected_version, ctx)
 
     def cancel_order(
-        self, command: domain.CancelOrder, expected_version: int | None, ctx: CommandContext
+        self, command: domain.CancelOrder, expected_version: ExpectedVersion, ctx: CommandContext
     ) -> CommandResult:
         """Cancel an order; its events stay in the log."""
         return self._execute(command, expected_version, ctx)
@@ -154,7 +168,7 @@ class OrderService:
     def _execute(
         self,
         command: domain.ChangeOrderStatus | domain.CancelOrder,
-        expected_version: int | None,
+        expected_version: ExpectedVersion,
         ctx: CommandContext,
     ) -> CommandResult:
         # Without an expected version from the client, a clash with a concurrent writer is ours
@@ -168,10 +182,9 @@ class OrderService:
                 raise OrderNotFound(command.order_id)
             target = command.status if isinstance(command, domain.ChangeOrderStatus) else None
             access.check_may_change(ctx.principal, state, target)
-            if expected_version is not None and expected_version != state.version:
-                raise VersionConflict(
-                    command.order_id, expected_version, state.version, state.status
-                )
+            missed = unmet_version(expected_version, state.version)
+            if missed is not None:
+                raise VersionConflict(command.order_id, missed, state.version, state.status)
             account = self._load_account(state.customer_id)
             try:
                 decision = payments.decide(state, account, command)
@@ -213,7 +226,7 @@ class OrderService:
                     latest = self._load(command.order_id)
                     assert latest is not None  # a stream never shrinks
                     raise VersionConflict(
-                        command.order_id, expected_version, latest.version, latest.status
+                        command.order_id, state.version, latest.version, latest.status
                     ) from None
                 continue
             self.orders.appended(command.order_id, state.version, final)

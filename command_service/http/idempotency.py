@@ -5,8 +5,9 @@ The record is written inside the append, under the event log's write lock, so a 
 be recorded without its events or the events without the key; two concurrent requests with the
 same key cannot both write (the second sees the key under the lock and replays instead).
 Only commands that wrote events are stored: a refused command leaves no trace, so retrying it
-runs it again. Keys expire after IDEMPOTENCY_KEY_TTL_SECONDS. A key is the caller's own (its
-token's `sub`): two callers sending the same key never see each other's response.
+runs it again. The key with another request is a 409 (idempotency-key-reused). Keys expire
+after IDEMPOTENCY_KEY_TTL_SECONDS. A key is the caller's own (its token's `sub`): two callers
+sending the same key never see each other's response.
 """
 
 from __future__ import annotations
@@ -123,8 +124,11 @@ def _lookup_quietly(keys: IdempotencyKeys, key: str) -> StoredResponse | None:
 
 def _replay(key: str, stored: StoredResponse, fingerprint: str) -> Response:
     if stored.fingerprint != fingerprint:
+        # 409, not 422: the request is valid in itself and clashes only with what the server
+        # stored for the key (state), so 422 stays "this request is invalid", whatever was sent
+        # before; the OpenAPI document says so, and schemathesis can check 422 strictly.
         raise Problem(
-            422,
+            409,
             "idempotency-key-reused",
             "Idempotency-Key reused",
             f"{HEADER} {key[:100]!r} was first used for a different request; use a new key "

@@ -21,14 +21,15 @@ from command_service.http.openapi_components import (
     ETAG,
     EXPECTED_VERSIONS,
     IDEMPOTENCY_KEY,
+    KEY_REUSED,
     LOG_PAGE,
-    MONEY_SHAPE,
     NOT_READ,
     OPENED,
     ORDER_CONFLICT,
     ORDER_ID,
     PLACED,
     RESULT_HEADERS,
+    money_shape,
 )
 from command_service.http.schemas import (
     CancelOrderSchema,
@@ -46,9 +47,10 @@ def command_document() -> dict[str, Any]:
     spec = doc.new_spec(
         "Order commands",
         "Commands on orders and accounts, appended to the event log, and the log itself.",
-        "Integer fields take integer literals (3, not 3.0).",
+        "Integer fields take any JSON number without a fraction (3, 3.0 or 3e0), as JSON Schema "
+        "counts them.",
     )
-    doc.describe_custom_fields(spec, {Money: MONEY_SHAPE})
+    doc.describe_custom_fields(spec, {Money: money_shape})
     _register_schemas(spec)
     _order_commands(spec)
     _account_commands(spec)
@@ -95,6 +97,8 @@ def _command(
     """A command: its own responses, the errors every command can meet, Idempotency-Key."""
     tag = path.split("/")[1]
     every = {**COMMAND_ERRORS, **responses}
+    conflict = every[409]
+    every[409] = {**conflict, "description": conflict["description"] + KEY_REUSED}
     doc.add_operation(
         spec, method, path, operation_id, summary, tag, every, [*parameters, IDEMPOTENCY_KEY], body
     )
@@ -186,7 +190,7 @@ def _account_commands(spec: APISpec) -> None:
 
 
 def _reads(spec: APISpec) -> None:
-    bad_as_of = {400: doc.problem("Invalid as_of_version or as_of, or both given.")}
+    bad_as_of = {400: doc.problem("Invalid as_of_version or as_of.")}
     _read(
         spec,
         "/orders/{order_id}",

@@ -1,43 +1,46 @@
 """Reading what a request states besides its body: ?as_of / ?as_of_version, integer query
-parameters, and the expected version (If-Match, ?expected_version, or the body)."""
+parameters, and the expected version (If-Match, ?expected_version, and the body)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from flask import request
 
 from command_service.application.as_of import AsOf
+from command_service.application.orders import ExpectedVersion
 from shared.http.errors import Problem
 
 
 def as_of_from_query() -> AsOf | None:
-    """?as_of_version=N or ?as_of=<ISO 8601 time with offset> (not both); None for "now"."""
-    has_version, has_moment = "as_of_version" in request.args, "as_of" in request.args
-    if has_version and has_moment:
+    """?as_of_version=N and/or ?as_of=<ISO 8601 time with offset>; None for "now".
+
+    Both together are both bounds: the state after the last event at or before the version
+    and at or before the time.
+    """
+    version = query_int("as_of_version", 0, 1) if "as_of_version" in request.args else None
+    moment = _as_of_moment() if "as_of" in request.args else None
+    if version is None and moment is None:
+        return None
+    return AsOf(version=version, moment=moment)
+
+
+def _as_of_moment() -> datetime:
+    raw = request.args["as_of"]
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
         raise invalid_query_parameter(
             "as_of",
-            "Give as_of_version or as_of, not both.",
-            "Not allowed together with as_of_version.",
+            f"as_of must be an ISO 8601 time with a UTC offset, e.g. "
+            f"2026-11-26T10:00:00Z (got {raw[:100]!r}).",
+            "Must be an ISO 8601 time with an offset.",
         )
-    if has_version:
-        return AsOf(version=query_int("as_of_version", 0, 1))
-    if has_moment:
-        raw = request.args["as_of"]
-        try:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            moment = None
-        if moment is None or moment.tzinfo is None:
-            raise invalid_query_parameter(
-                "as_of",
-                f"as_of must be an ISO 8601 time with a UTC offset, e.g. "
-                f"2026-11-26T10:00:00Z (got {raw[:100]!r}).",
-                "Must be an ISO 8601 time with an offset.",
-            )
-        return AsOf(moment=moment)
-    return None
+    return moment
 
 
 def query_int(name: str, default: int, low: int, high: int | None = None) -> int:
@@ -69,29 +72,36 @@ def invalid_query_parameter(name: str, detail: str, message: str) -> Problem:
     )
 
 
-def expected_version(from_body: Any) -> int | None:
-    """The expected version from If-Match, ?expected_version= or the body; they must agree."""
-    candidates: dict[str, int] = {}
+# What the OpenAPI document's If-Match pattern says, with the empty value handled before: an
+# entity tag of a version, weak or strong; the bare number too, for clients that omit quotes.
+# ASCII digits only (str.isdigit would take "²", which int() then refuses).
+_ENTITY_TAG = re.compile(r'(?:W/)?(?:"(?P<quoted>0*[1-9][0-9]*)"|(?P<bare>0*[1-9][0-9]*))')
+# A version no existing order is at (streams start at 1): what an empty If-Match expects.
+NO_VERSION = 0
+
+
+def expected_version(from_body: Any) -> ExpectedVersion:
+    """The expected version from If-Match, ?expected_version= and the body: each one given must
+    hold, so differing ones make the command a version conflict (409), never a write."""
+    candidates: set[int] = set()
     if_match = request.headers.get("If-Match")
-    if if_match is not None:
-        candidates["If-Match"] = _parse_version("If-Match", if_match.strip().removeprefix("W/"))
+    if if_match is not None and not if_match.strip():
+        # An empty list of entity tags (RFC 9110 5.6.1): it matches no version (13.1.1).
+        candidates.add(NO_VERSION)
+    elif if_match is not None:
+        candidates.add(_parse_version("If-Match", if_match.strip()))
     if "expected_version" in request.args:
-        candidates["expected_version (query)"] = query_int("expected_version", 0, 1)
+        candidates.add(query_int("expected_version", 0, 1))
     if from_body is not None:
-        candidates["expected_version"] = int(from_body)
-    if len(set(candidates.values())) > 1:
-        raise Problem(
-            400,
-            "ambiguous-expected-version",
-            "Conflicting expected versions",
-            f"The expected version is given more than once with different values: {candidates}.",
-        )
-    return next(iter(candidates.values()), None)
+        candidates.add(int(from_body))
+    if len(candidates) > 1:
+        return frozenset(candidates)
+    return next(iter(candidates), None)
 
 
 def _parse_version(name: str, raw: str) -> int:
-    text = raw.strip('"')
-    if not text.isdigit() or int(text) < 1:
+    match = _ENTITY_TAG.fullmatch(raw)
+    if match is None:
         raise Problem(
             400,
             "invalid-header",
@@ -99,4 +109,4 @@ def _parse_version(name: str, raw: str) -> int:
             f'{name} must be the order version as a positive integer, e.g. "3" (got {raw!r}).',
             {"errors": {name: ["Must be a positive integer version."]}},
         )
-    return int(text)
+    return int(match["quoted"] or match["bare"])

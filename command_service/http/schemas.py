@@ -26,13 +26,18 @@ IDENTIFIER_RULE = validate.Regexp(
     error="Must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'.",
 )
 CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal("999999999.99")  # any amount: a typo guard, below 10**9
+MAX_DEPOSIT = Decimal(MAX_DEPOSIT_CENTS) / 100
+EXPECTED_NOTE = "Like If-Match; every expected version given must hold (else 409)."
 TARGET_STATUSES = [s.value for s in OrderStatus if s is not OrderStatus.PLACED]
 
 
 class Money(fields.Field[Decimal]):
-    """A non-negative amount with at most two decimals, as a JSON number or a decimal string.
+    """An amount from `low` to `high` (default 0 to MAX_AMOUNT) with at most two decimals, as a
+    JSON number or a decimal string.
 
     JSON numbers arrive as Decimal (the body is parsed with parse_float=Decimal), never float.
+    The OpenAPI document states the bounds (openapi_components.money_shape).
     """
 
     default_error_messages = {  # noqa: RUF012 - marshmallow's own convention
@@ -40,13 +45,38 @@ class Money(fields.Field[Decimal]):
         "negative": "Must not be negative.",
         "places": "Must have at most 2 decimal places.",
         "too_large": "Must be less than 1000000000.",
+        "range": "Must be between {low} and {high}.",
     }
+
+    def __init__(
+        self, *, low: Decimal = Decimal(0), high: Decimal = MAX_AMOUNT, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.low, self.high = low, high
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         try:
-            return money_amount(value)
+            amount = money_amount(value)
         except InvalidMoney as exc:
             raise self.make_error(exc.reason) from None
+        if not self.low <= amount <= self.high:
+            raise self.make_error("range", low=f"{self.low:.2f}", high=f"{self.high:.2f}")
+        return amount
+
+
+class WholeNumber(fields.Integer):
+    """An integer given as a JSON number with no fraction: 3, and also 3.0 or 3e0, which JSON
+    Schema's "integer" (and so the OpenAPI document) counts as the same number; never a
+    string, a bool or 3.5."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        # JSON numbers with a fraction or exponent arrive as Decimal (parse_float=Decimal).
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral():
+            value = int(value)
+        return super()._validated(value)
 
 
 class InvalidMoney(Exception):
@@ -80,9 +110,7 @@ class OrderLineSchema(Schema):
     """One line of a PlaceOrder request."""
 
     product_id = fields.String(required=True, validate=IDENTIFIER_RULE)
-    quantity = fields.Integer(
-        required=True, strict=True, validate=validate.Range(MIN_QUANTITY, MAX_QUANTITY)
-    )
+    quantity = WholeNumber(required=True, validate=validate.Range(MIN_QUANTITY, MAX_QUANTITY))
     unit_price = Money(required=True)
 
 
@@ -102,13 +130,17 @@ class ChangeStatusSchema(Schema):
     """POST /orders/{id}/status."""
 
     status = fields.String(required=True, validate=validate.OneOf(TARGET_STATUSES))
-    expected_version = fields.Integer(strict=True, validate=validate.Range(min=1))
+    expected_version = WholeNumber(
+        validate=validate.Range(min=1), metadata={"description": EXPECTED_NOTE}
+    )
 
 
 class CancelOrderSchema(Schema):
     """Optional body of DELETE /orders/{id}."""
 
-    expected_version = fields.Integer(strict=True, validate=validate.Range(min=1))
+    expected_version = WholeNumber(
+        validate=validate.Range(min=1), metadata={"description": EXPECTED_NOTE}
+    )
     reason = fields.String(validate=validate.Length(max=500))
 
 
@@ -136,17 +168,15 @@ class OpenAccountSchema(_AmountSchema):
 
     amount_field = "initial_deposit"
     customer_id = fields.String(required=True, validate=IDENTIFIER_RULE)
-    initial_deposit = Money()
-    initial_deposit_cents = fields.Integer(
-        strict=True, validate=validate.Range(0, MAX_DEPOSIT_CENTS)
-    )
+    initial_deposit = Money(high=MAX_DEPOSIT)
+    initial_deposit_cents = WholeNumber(validate=validate.Range(0, MAX_DEPOSIT_CENTS))
 
 
 class DepositSchema(_AmountSchema):
     """POST /accounts/{id}/deposits."""
 
-    amount = Money()
-    amount_cents = fields.Integer(strict=True, validate=validate.Range(1, MAX_DEPOSIT_CENTS))
+    amount = Money(low=CENT, high=MAX_DEPOSIT)
+    amount_cents = WholeNumber(validate=validate.Range(1, MAX_DEPOSIT_CENTS))
     deposit_id = fields.String(validate=IDENTIFIER_RULE)
 
     @validates_schema

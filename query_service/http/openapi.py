@@ -26,16 +26,27 @@ from query_service.http.params import (
     TopProductsArgs,
     VersionedReadArgs,
 )
-from query_service.read_model.pagination import MAX_CURSOR_LENGTH
+from query_service.read_model.pagination import ORDER_CURSOR_PATTERN, STATEMENT_CURSOR_PATTERN
 from shared.http import openapi as doc
 
 IDENTIFIER = r"^[A-Za-z0-9._:-]{1,64}$"
 ACCOUNT_IDENTIFIER = r"^[A-Za-z0-9._-]{1,64}$"
-CURSOR_SHAPE = {
+CURSOR_NOTE = (
+    "next_cursor of the previous page, passed back as it is. Any string of this shape is a "
+    "position in the listing, so one the service did not issue is honoured too, not refused: "
+    "the page starts after that position."
+)
+ORDER_CURSOR_SHAPE = {
     "type": "string",
-    "minLength": 1,
-    "maxLength": MAX_CURSOR_LENGTH,
-    "description": "Opaque: next_cursor of the previous page.",
+    "pattern": ORDER_CURSOR_PATTERN,
+    "description": "<created_at in microseconds since 1970 UTC>~<order_id>: " + CURSOR_NOTE,
+    "example": "1764633600000000~o-1001",
+}
+STATEMENT_CURSOR_SHAPE = {
+    "type": "string",
+    "pattern": STATEMENT_CURSOR_PATTERN,
+    "description": "The version of the last line of the previous page: " + CURSOR_NOTE,
+    "example": "3",
 }
 # What the marshmallow fields cannot say about themselves.
 PARAMETER_NOTES: dict[str, dict[str, Any]] = {
@@ -81,7 +92,7 @@ def query_document() -> dict[str, Any]:
         "from the event topic.",
     )
     doc.describe_custom_fields(
-        spec, {CursorField: CURSOR_SHAPE, StatementCursorField: CURSOR_SHAPE}
+        spec, {CursorField: ORDER_CURSOR_SHAPE, StatementCursorField: STATEMENT_CURSOR_SHAPE}
     )
     doc.register_schemas(
         spec,

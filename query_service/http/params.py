@@ -39,11 +39,11 @@ class UtcDateTime(fields.AwareDateTime):
             raise ValidationError("Not a representable UTC datetime.") from None
 
 
-CURSOR_ERROR = "Not a cursor this service issued; use next_cursor from a previous page."
+CURSOR_ERROR = "Not a cursor of this listing; use next_cursor from a previous page."
 
 
 class CursorField(fields.Field[Cursor]):
-    """The opaque next_cursor of a previous page of orders."""
+    """The next_cursor of a previous page of orders (pagination.py has its shape)."""
 
     default_error_messages = {"invalid": CURSOR_ERROR}  # noqa: RUF012 - marshmallow's way
 
@@ -55,7 +55,7 @@ class CursorField(fields.Field[Cursor]):
 
 
 class StatementCursorField(fields.Field[StatementCursor]):
-    """The opaque next_cursor of a previous page of an account statement."""
+    """The next_cursor of a previous page of an account statement."""
 
     default_error_messages = {"invalid": CURSOR_ERROR}  # noqa: RUF012 - marshmallow's way
 

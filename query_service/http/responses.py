@@ -7,6 +7,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from query_service.projection.events import ORDER_STATUSES
+from query_service.read_model.pagination import ORDER_CURSOR_PATTERN, STATEMENT_CURSOR_PATTERN
 from shared.http.response_schemas import cents, decimal_string
 
 POSITIVE = validate.Range(min=1)
@@ -54,6 +55,7 @@ class OrderPageSchema(Schema):
     next_cursor = fields.String(
         required=True,
         allow_none=True,
+        validate=validate.Regexp(ORDER_CURSOR_PATTERN),
         metadata={"description": "Pass as ?cursor= for the next page; null on the last page."},
     )
 
@@ -168,6 +170,7 @@ class StatementSchema(Schema):
     next_cursor = fields.String(
         required=True,
         allow_none=True,
+        validate=validate.Regexp(STATEMENT_CURSOR_PATTERN),
         metadata={"description": "Pass as ?cursor= for the next page; null on the last page."},
     )
 

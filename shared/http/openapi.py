@@ -97,12 +97,15 @@ def query_parameters(spec: APISpec, schema: type[Schema]) -> list[dict[str, Any]
 
 
 def describe_custom_fields(spec: APISpec, shapes: Mapping[type[fields.Field[Any]], Any]) -> None:
-    """Give custom marshmallow fields, which apispec cannot know, their JSON Schema shape."""
+    """Give custom marshmallow fields, which apispec cannot know, their JSON Schema shape: a
+    mapping, or a function of the field for shapes that depend on its arguments (bounds)."""
 
     def custom_field_shape(
         self: OpenAPIConverter, field: fields.Field[Any], **kwargs: Any
     ) -> dict[str, Any]:
         shape = next((s for cls, s in shapes.items() if isinstance(field, cls)), None)
+        if callable(shape):
+            shape = shape(field)
         return dict(shape) if shape is not None else {}
 
     _add_field_attributes(spec, custom_field_shape)

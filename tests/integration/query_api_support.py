@@ -4,9 +4,8 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -51,12 +50,14 @@ def build_log() -> OrderEventLog:
 LOG = build_log()
 PLACED = {e.stream_id: e for e in LOG.envelopes if e.type == "OrderPlaced"}
 FINAL = {e.stream_id: e for e in LOG.envelopes}  # last event per order
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NEWEST_FIRST = sorted(PLACED, key=lambda oid: (PLACED[oid].occurred_at, oid), reverse=True)
 
 
-def cursor_of(payload: Any) -> str:
-    """A hand-made token in the cursor's encoding (base64url of JSON)."""
-    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+def cursor_at(order_id: str) -> str:
+    """A hand-made order cursor naming this order of the log: <microseconds>~<order id>."""
+    micros = (PLACED[order_id].occurred_at - EPOCH) // timedelta(microseconds=1)
+    return f"{micros}~{order_id}"
 
 
 def status_of(order_id: str) -> str:

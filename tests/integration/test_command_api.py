@@ -283,16 +283,33 @@ def test_delete_with_expected_version(
         assert store.stream_version("o-1") == 1
 
 
-def test_delete_with_bad_or_conflicting_expected_version_is_400(
-    client: FlaskClient, store: EventStore
-) -> None:
+def test_delete_with_bad_expected_version_is_400(client: FlaskClient, store: EventStore) -> None:
     place(client)
-    assert_problem(client.delete("/orders/o-1", headers={"If-Match": "abc"}), 400, "If-Match")
-    response = client.delete(
-        "/orders/o-1", headers={"If-Match": '"1"'}, query_string={"expected_version": 2}
-    )
-    assert_problem(response, 400)
+    for bad in ("abc", '"0"', '"1', '"²"', "*"):
+        assert_problem(client.delete("/orders/o-1", headers={"If-Match": bad}), 400, "If-Match")
     assert store.stream_version("o-1") == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"headers": {"If-Match": '"1"'}, "query_string": {"expected_version": 2}},
+        {"headers": {"If-Match": 'W/"2"'}, "json": {"expected_version": 1}},
+        {"query_string": {"expected_version": 1}, "json": {"expected_version": 3}},
+        {"headers": {"If-Match": ""}},  # an empty list of entity tags: matches no version
+    ],
+)
+def test_expected_versions_that_cannot_all_hold_are_a_version_conflict(
+    client: FlaskClient, store: EventStore, kwargs: dict[str, Any]
+) -> None:
+    """Each expected version given is a precondition; differing ones never all hold."""
+    place(client)
+    body = assert_problem(client.delete("/orders/o-1", **kwargs), 409)
+    assert body["type"].endswith(":version-conflict") and body["current_version"] == 1
+    assert store.stream_version("o-1") == 1
+    agreeing = {"If-Match": 'W/"1"'}
+    response = client.delete("/orders/o-1", headers=agreeing, query_string={"expected_version": 1})
+    assert response.status_code == 200
 
 
 def test_order_events_stream(client: FlaskClient) -> None:

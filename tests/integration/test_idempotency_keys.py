@@ -54,16 +54,16 @@ def test_a_retried_placement_gets_the_first_response(
     assert store.head_position() == 1
 
 
-def test_the_same_key_with_another_request_is_422_and_writes_nothing(
+def test_the_same_key_with_another_request_is_409_and_writes_nothing(
     client: FlaskClient, store: EventStore
 ) -> None:
     client.post("/orders", json=order_body("o-1"), headers=keyed("k-1"))
     other = client.post("/orders", json=order_body("o-2"), headers=keyed("k-1"))
-    assert assert_problem(other, 422, "Idempotency-Key")["type"].endswith(":idempotency-key-reused")
+    assert assert_problem(other, 409, "Idempotency-Key")["type"].endswith(":idempotency-key-reused")
     on_another_endpoint = client.post(
         "/accounts", json={"customer_id": "c-1"}, headers=keyed("k-1")
     )
-    assert_problem(on_another_endpoint, 422, "Idempotency-Key")
+    assert_problem(on_another_endpoint, 409, "Idempotency-Key")
     assert store.head_position() == 1
 
 
@@ -194,7 +194,7 @@ def test_another_callers_key_is_no_reuse_of_yours(
     client: FlaskClient, store: EventStore, command_settings: Settings
 ) -> None:
     client.post("/orders", json=order_body("o-1"), headers=as_sub(command_settings, "alice", "k"))
-    # The same key with another request would be a 422 for alice; bob's runs as his own.
+    # The same key with another request would be a 409 for alice; bob's runs as his own.
     bobs = client.post(
         "/orders", json=order_body("o-2"), headers=as_sub(command_settings, "bob", "k")
     )
@@ -202,7 +202,7 @@ def test_another_callers_key_is_no_reuse_of_yours(
     mine = client.post(
         "/orders", json=order_body("o-3"), headers=as_sub(command_settings, "alice", "k")
     )
-    assert_problem(mine, 422, "Idempotency-Key")
+    assert_problem(mine, 409, "Idempotency-Key")
     assert store.head_position() == 2
 
 
