@@ -132,8 +132,8 @@ class ValidationFailed(Unprocessable):
     """422 validation-error: `errors` names each invalid field."""
 
 
-class IdempotencyKeyReused(Unprocessable):
-    """422 idempotency-key-reused: the key was first used for a different request."""
+class IdempotencyKeyReused(Conflict):
+    """409 idempotency-key-reused: the key was first used for a different request."""
 
 
 class TooManyWaiters(TooManyRequests):

@@ -145,7 +145,7 @@ def test_a_key_reused_for_another_request(admin: Client) -> None:
     with pytest.raises(IdempotencyKeyReused) as reused:
         admin.place_order("c-key", [LineItem("p-err", 3, 2500)], idempotency_key="key-reused")
 
-    assert reused.value.status == 422
+    assert reused.value.status == 409
     assert "Idempotency-Key" in reused.value.errors
 
 
