@@ -25,6 +25,7 @@ from shared.infra.config import Settings
 from shared.infra.kafka import create_consumer, ensure_topic
 from shared.infra.metrics_dir import claim_metrics_dir
 from shared.infra.structured_logging import configure_logging
+from shared.infra.tracing import configure_tracing
 
 
 class TopicNotReady(RuntimeError):
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    configure_tracing(settings, "query-projector")
     claim_metrics_dir(settings.metrics_dir / "query", "projector")
     # Imported once the directory is claimed: prometheus_client picks its storage on import.
     from query_service.http.metrics import ProjectorMetrics
