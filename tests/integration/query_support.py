@@ -356,8 +356,19 @@ def project_directly(engine: Engine, envelopes: Iterable[EventEnvelope]) -> None
 class ProjectorThread:
     """The real projector (real consumer, real database) running in a thread of the test."""
 
-    def __init__(self, settings: Settings, engine: Engine, max_batch: int = 100) -> None:
-        options = replace(ProjectorOptions(), max_batch=max_batch, poll_timeout_ms=200)
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        max_batch: int = 100,
+        log_applied_events: bool = True,
+    ) -> None:
+        options = replace(
+            ProjectorOptions(),
+            max_batch=max_batch,
+            poll_timeout_ms=200,
+            log_applied_events=log_applied_events,
+        )
         self.projector: Projector = build_projector(settings, engine, options)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.projector.run, args=(self._stop,), daemon=True)

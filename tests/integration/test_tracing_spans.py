@@ -32,6 +32,7 @@ from shared.infra.otel_tracing import OtelTracing
 from shared.infra.structured_logging import JsonFormatter
 from shared.infra.tracing import install_tracing
 from tests.integration.query_support import (
+    OrderEventLog,
     ProjectorThread,
     new_read_model,
     produce_raw,
@@ -234,3 +235,32 @@ def test_a_parked_messages_log_line_carries_its_trace_id(
         wait_consumed(engine, kafka_topic, sent)
     parked = [line for line in lines_of(json_log) if line["msg"].startswith("parked a message")]
     assert [(p["trace_id"], p["correlation_id"]) for p in parked] == [(CLIENT_TRACE_ID, "corr-bad")]
+
+
+@pytest.mark.parametrize(
+    ("level", "log_events"),
+    [(logging.INFO, True), (logging.DEBUG, False)],
+    ids=["info-level", "projector-log-events-false"],
+)
+def test_the_per_event_line_needs_debug_and_projector_log_events(
+    json_log: io.StringIO,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    kafka_topic: str,
+    level: int,
+    log_events: bool,
+) -> None:
+    headers = [("ce_traceparent", CLIENT_TRACEPARENT.encode())]
+    log = OrderEventLog()
+    log.place("o-1", "c-1", [("apple", 1, 250)])
+    messages = [(e.stream_id.encode(), e.to_json(), headers) for e in log.envelopes]
+    sent = produce_raw(kafka_bootstrap, kafka_topic, messages)
+    logging.getLogger().setLevel(level)
+    engine = new_read_model(f"sqlite:///{tmp_path / 'read.db'}")
+    settings = query_settings(str(engine.url), kafka_bootstrap, kafka_topic)
+    with ProjectorThread(settings, engine, log_applied_events=log_events) as running:
+        wait_consumed(engine, kafka_topic, sent)
+    assert running.projector.stats.applied == 1
+    lines = lines_of(json_log)
+    assert [line for line in lines if line["msg"] == "applied event"] == []
+    assert any(line["msg"] == "projector started" for line in lines)  # INFO lines still come
