@@ -32,7 +32,11 @@ from query_service.projector.batch_report import (
 )
 from query_service.projector.batch_writes import ClaimLost
 from query_service.projector.command_api import CommandApiUnavailable
-from query_service.projector.message_trace import message_trace, process_span_attributes
+from query_service.projector.message_trace import (
+    MessageLogScope,
+    message_trace,
+    process_span_attributes,
+)
 from query_service.projector.parking import park_message
 from query_service.projector.positions import (
     AssignmentTracker,
@@ -248,15 +252,14 @@ class Projector:
         Its correlation and trace ids are on every line logged meanwhile; with tracing on, a
         consumer span continues its ce_traceparent.
         """
-        trace = message_trace(record)
-        token = bind_log_scope(trace.correlation_id, trace.trace_id)
+        token = bind_log_scope(MessageLogScope(record))
         try:
             tracing = current_tracing()
-            if not tracing.recording or trace.traceparent is None:
+            traceparent = message_trace(record).traceparent if tracing.recording else None
+            if traceparent is None:
                 return self._apply_message(projection, record, event)
-            with tracing.consumer_span(
-                f"process {self.topic}", trace.traceparent, process_span_attributes(record, event)
-            ):
+            attributes = process_span_attributes(record, event)
+            with tracing.consumer_span(f"process {self.topic}", traceparent, attributes):
                 return self._apply_message(projection, record, event)
         finally:
             unbind_log_scope(token)

@@ -3,6 +3,7 @@ trace context (ce_traceparent) the relay put in its headers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,27 @@ class MessageTrace:
     def trace_id(self) -> str | None:
         """The W3C trace id the message continues, if any."""
         return self.traceparent.trace_id if self.traceparent is not None else None
+
+
+class MessageLogScope:
+    """A message's ids for the log lines written while it is applied, read from its headers
+    only if a line is written (most messages log nothing)."""
+
+    __slots__ = ("_fields", "_record")
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+        self._fields: dict[str, str] | None = None
+
+    def log_fields(self) -> Mapping[str, str]:
+        if self._fields is None:
+            trace = message_trace(self._record)
+            self._fields = {}
+            if trace.correlation_id:
+                self._fields["correlation_id"] = trace.correlation_id
+            if trace.trace_id:
+                self._fields["trace_id"] = trace.trace_id
+        return self._fields
 
 
 def message_trace(record: Any) -> MessageTrace:

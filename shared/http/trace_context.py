@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from shared.contract.traceparent import TRACEPARENT, parse_traceparent
-from shared.infra.log_context import ScopeToken, bind_log_scope, unbind_log_scope
+from shared.infra.log_context import LogIds, ScopeToken, bind_log_scope, unbind_log_scope
 from shared.infra.tracing import ServerSpan, current_tracing
 
 _ENVIRON_KEY = "HTTP_TRACEPARENT"
@@ -72,7 +72,8 @@ def _start_trace(state: Any) -> _RequestTrace:
         span = tracing.start_server_span(name, incoming, attributes)
     else:
         span = tracing.start_server_span(environ["REQUEST_METHOD"], incoming)
-    scope = bind_log_scope(getattr(state, "correlation_id", None), span.traceparent.trace_id)
+    ids = LogIds(getattr(state, "correlation_id", None), span.traceparent.trace_id)
+    scope = bind_log_scope(ids)
     trace = state.request_trace = _RequestTrace(span, scope)
     return trace
 

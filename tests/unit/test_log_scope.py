@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 
-from shared.infra.log_context import bind_log_scope, log_scope, unbind_log_scope
+from shared.infra.log_context import LogIds, bind_log_scope, log_scope, unbind_log_scope
 from shared.infra.structured_logging import JsonFormatter
 
 
@@ -23,7 +23,7 @@ def test_a_line_outside_any_scope_has_neither_id() -> None:
 
 
 def test_a_line_in_scope_has_both_until_the_scope_ends() -> None:
-    token = bind_log_scope("corr-1", "trace-1")
+    token = bind_log_scope(LogIds("corr-1", "trace-1"))
     try:
         entry = line()
     finally:
