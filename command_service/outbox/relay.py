@@ -27,11 +27,12 @@ from command_service.outbox.backoff import Backoff
 from command_service.outbox.lease import LeaseHeartbeat, LeaseLost, RelayLease
 from command_service.outbox.message import send_event
 from command_service.outbox.new_event_probe import NewEventProbe
-from command_service.outbox.publish_span import publish_span
+from command_service.outbox.publish_span import event_log_ids, publish_span
 from shared.contract.envelope import EventEnvelope
 from shared.infra import kafka as kafka_clients
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
+from shared.infra.log_context import log_scope_of
 from shared.infra.tracing import ProducerSpan, current_tracing
 
 log = logging.getLogger("command_service.relay")
@@ -45,7 +46,11 @@ ProducerFactory = Callable[[Settings], Any]
 
 
 class PublishFailed(Exception):
-    """The broker did not acknowledge every event of a batch."""
+    """The broker did not acknowledge every event of a batch; `event` is the first it did not."""
+
+    def __init__(self, message: str, event: EventEnvelope) -> None:
+        super().__init__(message)
+        self.event = event
 
 
 class LeaseNotHeld(Exception):
@@ -220,7 +225,8 @@ class Relay:
             first = next(e for e in events if e.position > acked)
             raise PublishFailed(
                 f"event at position {first.position} (correlation_id "
-                f"{first.metadata.get('correlation_id')}) not acknowledged: {failure!r}"
+                f"{first.metadata.get('correlation_id')}) not acknowledged: {failure!r}",
+                first,
             ) from failure
         return acked
 
@@ -269,10 +275,13 @@ class Relay:
 
     def _sleep_after_failure(self, backoff: Backoff, what: str, exc: BaseException) -> None:
         delay = backoff.next_delay()
-        log.warning(
-            f"{what} unavailable; retrying",
-            extra={**self._log, "error": repr(exc), "retry_in_s": round(delay, 3)},
-        )
+        # The event that was not acknowledged, if one was, is what the line is about.
+        scope = event_log_ids(exc.event) if isinstance(exc, PublishFailed) else None
+        with log_scope_of(scope):
+            log.warning(
+                f"{what} unavailable; retrying",
+                extra={**self._log, "error": repr(exc), "retry_in_s": round(delay, 3)},
+            )
         self._sleep(delay)
 
     def _close_producer(self, timeout: float) -> None:

@@ -66,6 +66,19 @@ def log_scope(correlation_id: str | None, trace_id: str | None) -> Iterator[None
         _scope.reset(token)
 
 
+@contextmanager
+def log_scope_of(scope: LogScope | None) -> Iterator[None]:
+    """`scope` on every line logged in a with block; the current one stays if None."""
+    if scope is None:
+        yield
+        return
+    token = _scope.set(scope)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
 def scope_fields() -> Mapping[str, str]:
     """The ids in scope, as log fields (none outside any scope)."""
     scope = _scope.get()

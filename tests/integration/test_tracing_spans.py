@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kafka import KafkaProducer
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -40,7 +41,7 @@ from tests.integration.query_support import (
     wait_consumed,
 )
 from tests.support.auth import bearer
-from tests.support.processes import wait_until
+from tests.support.processes import free_port, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -264,3 +265,41 @@ def test_the_per_event_line_needs_debug_and_projector_log_events(
     lines = lines_of(json_log)
     assert [line for line in lines if line["msg"] == "applied event"] == []
     assert any(line["msg"] == "projector started" for line in lines)  # INFO lines still come
+
+
+def test_the_relays_line_about_an_unacknowledged_event_names_its_ids(
+    json_log: io.StringIO, tmp_path: Path
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens: the broker never acknowledges
+    app, client = command_client(tmp_path, dead, "orders.events")
+    placed = client.post(
+        "/orders",
+        json={"customer_id": "c-1", "lines": LINES},
+        headers={"traceparent": CLIENT_TRACEPARENT, "X-Correlation-ID": "corr-relay"},
+    )
+    assert placed.status_code == 201
+    settings: Settings = app.config["SETTINGS"]
+    store: EventStore = app.extensions["event_store"]
+    lease = RelayLease(store.engine, settings.kafka_topic, "relay-test", 5)
+    lease.create_schema()
+
+    def unreachable_producer(_settings: Settings) -> KafkaProducer:
+        return KafkaProducer(bootstrap_servers=dead, api_version=(3, 0), max_block_ms=300)
+
+    relay = Relay(settings, store, lease, producer_factory=unreachable_producer)
+    thread = threading.Thread(target=relay.run, name="relay", daemon=True)
+    thread.start()
+
+    def warned() -> dict[str, Any] | None:
+        lines = [
+            line for line in lines_of(json_log) if line["msg"] == "Kafka unavailable; retrying"
+        ]
+        return lines[0] if lines else None
+
+    try:
+        line = wait_until(warned, 30, "the relay never failed to publish")
+    finally:
+        relay.stop()
+        thread.join(15)
+    assert (line["correlation_id"], line["trace_id"]) == ("corr-relay", CLIENT_TRACE_ID)
+    assert lease.published_position() == 0
