@@ -18,6 +18,7 @@ from query_service.projector.applier import EventApplier
 from query_service.projector.batch_report import ProjectorObserver
 from query_service.projector.command_api import CommandApiClient
 from query_service.projector.consumer import Projector, ProjectorOptions
+from query_service.projector.message_trace import outgoing_trace_headers
 from query_service.read_model.tables import create_read_model_engine, create_read_model_schema
 from shared.contract.principal import EVENTS_READ
 from shared.infra.auth_setup import service_token
@@ -64,7 +65,10 @@ def build_projector(
         return consumer
 
     token = service_token(settings, "query-projector", [EVENTS_READ])
-    applier = EventApplier(CommandApiClient(settings.command_api_url, token=token))
+    gap_source = CommandApiClient(
+        settings.command_api_url, token=token, context_headers=outgoing_trace_headers
+    )
+    applier = EventApplier(gap_source)
     return Projector(engine, settings.kafka_topic, open_consumer, applier, options, observer)
 
 

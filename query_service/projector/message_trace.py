@@ -8,8 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from query_service.projection.events import Event
-from shared.contract.traceparent import KAFKA_TRACEPARENT_HEADER, TraceParent, parse_traceparent
-from shared.http.correlation import KAFKA_CORRELATION_HEADER
+from shared.contract.traceparent import (
+    KAFKA_TRACEPARENT_HEADER,
+    TRACEPARENT,
+    TraceParent,
+    parse_traceparent,
+)
+from shared.http.correlation import CORRELATION_HEADER, KAFKA_CORRELATION_HEADER
+from shared.infra.log_context import current_log_scope
+from shared.infra.tracing import current_tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,15 +36,22 @@ class MessageLogScope:
     """A message's ids for the log lines written while it is applied, read from its headers
     only if a line is written (most messages log nothing)."""
 
-    __slots__ = ("_fields", "_record")
+    __slots__ = ("_fields", "_record", "_trace")
 
     def __init__(self, record: Any) -> None:
         self._record = record
+        self._trace: MessageTrace | None = None
         self._fields: dict[str, str] | None = None
+
+    def trace(self) -> MessageTrace:
+        """The message's ids (read from its headers once)."""
+        if self._trace is None:
+            self._trace = message_trace(self._record)
+        return self._trace
 
     def log_fields(self) -> Mapping[str, str]:
         if self._fields is None:
-            trace = message_trace(self._record)
+            trace = self.trace()
             self._fields = {}
             if trace.correlation_id:
                 self._fields["correlation_id"] = trace.correlation_id
@@ -58,6 +72,23 @@ def message_trace(record: Any) -> MessageTrace:
         elif key == KAFKA_TRACEPARENT_HEADER:
             traceparent = parse_traceparent(value)
     return MessageTrace(correlation_id, traceparent)
+
+
+def outgoing_trace_headers() -> dict[str, str]:
+    """Headers that continue the trace of the message being applied in a call it makes (the
+    gap repair's GET to the command API): its correlation id, and as `traceparent` the current
+    span (the consumer span, with tracing on) or else the message's own ce_traceparent."""
+    scope = current_log_scope()
+    if not isinstance(scope, MessageLogScope):
+        return {}
+    trace = scope.trace()
+    headers = {}
+    if trace.correlation_id:
+        headers[CORRELATION_HEADER] = trace.correlation_id
+    parent = current_tracing().current_span() or trace.traceparent
+    if parent is not None:
+        headers[TRACEPARENT] = parent.header()
+    return headers
 
 
 def process_span_attributes(record: Any, event: Event | Exception) -> dict[str, Any]:

@@ -79,6 +79,11 @@ def log_scope_of(scope: LogScope | None) -> Iterator[None]:
         _scope.reset(token)
 
 
+def current_log_scope() -> LogScope | None:
+    """The scope bound in this context, if any."""
+    return _scope.get()
+
+
 def scope_fields() -> Mapping[str, str]:
     """The ids in scope, as log fields (none outside any scope)."""
     scope = _scope.get()

@@ -68,6 +68,10 @@ class OtelTracing(Tracing):
     ) -> AbstractContextManager[None]:
         return self._current_span(name, _context_of(parent), SpanKind.CONSUMER, attributes)
 
+    def current_span(self) -> TraceParent | None:
+        span = trace.get_current_span()
+        return traceparent_of(span) if span.get_span_context().is_valid else None
+
     @contextmanager
     def _current_span(
         self,

@@ -74,6 +74,10 @@ class Tracing:
         """Handling one message, as a child of `parent` (its ce_traceparent), in a with block."""
         return _NOTHING
 
+    def current_span(self) -> TraceParent | None:
+        """The span current in this context, to send as the parent of a call out; plain: none."""
+        return None
+
 
 _current: Tracing = Tracing()
 

@@ -228,6 +228,7 @@ class CommandApiStandIn:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.fail_after_position: int | None = None  # simulate an outage mid-feed
+        self.stream_request_headers: list[dict[str, str]] = []  # of each stream GET, in order
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -249,6 +250,7 @@ class CommandApiStandIn:
 
         @app.get("/orders/<order_id>/events")
         def order_events(order_id: str) -> Any:
+            self.stream_request_headers.append(dict(request.headers))
             events = self.log.stream(order_id)
             if not events:
                 abort(404)

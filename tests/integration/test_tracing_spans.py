@@ -35,6 +35,7 @@ from shared.infra.tracing import install_tracing
 from tests.integration.query_support import (
     OrderEventLog,
     ProjectorThread,
+    command_api_stand_in,
     new_read_model,
     produce_raw,
     query_settings,
@@ -303,3 +304,27 @@ def test_the_relays_line_about_an_unacknowledged_event_names_its_ids(
         thread.join(15)
     assert (line["correlation_id"], line["trace_id"]) == ("corr-relay", CLIENT_TRACE_ID)
     assert lease.published_position() == 0
+
+
+def test_a_gap_repair_continues_the_trace_of_the_event_that_needed_it(
+    spans: InMemorySpanExporter, tmp_path: Path, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    log = OrderEventLog()
+    log.place("o-1", "c-1", [("apple", 1, 250)])
+    paid = log.change("o-1", "PAID")
+    headers = [("ce_traceparent", CLIENT_TRACEPARENT.encode()), ("correlation_id", b"corr-gap")]
+    # Only version 2 is on the topic: the projector reads version 1 from the command API.
+    sent = produce_raw(kafka_bootstrap, kafka_topic, [(b"o-1", paid.to_json(), headers)])
+    engine = new_read_model(f"sqlite:///{tmp_path / 'read.db'}")
+    with command_api_stand_in(log) as api:
+        settings = query_settings(
+            str(engine.url), kafka_bootstrap, kafka_topic, command_api_url=api.url
+        )
+        with ProjectorThread(settings, engine) as running:
+            wait_consumed(engine, kafka_topic, sent)
+    assert running.projector.applier.repairs.repaired_events == 1
+    [asked] = api.stream_request_headers
+    apply = one(list(spans.get_finished_spans()), SpanKind.CONSUMER, f"process {kafka_topic}")
+    assert apply.context is not None
+    assert asked["X-Correlation-Id"] == "corr-gap"
+    assert asked["Traceparent"] == f"00-{CLIENT_TRACE_ID}-{apply.context.span_id:016x}-01"
