@@ -16,6 +16,7 @@ from command_service.outbox.relay import Relay, create_relay_engine
 from shared.infra.config import Settings
 from shared.infra.metrics_dir import claim_metrics_dir
 from shared.infra.structured_logging import configure_logging
+from shared.infra.tracing import configure_tracing
 
 log = logging.getLogger("command_service.relay")
 
@@ -40,6 +41,7 @@ def main() -> None:
     """Console script entry point: run until SIGTERM or SIGINT, then exit 0."""
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    configure_tracing(settings, "command-relay")
     claim_metrics_dir(settings.metrics_dir / "command", "relay")
     # Imported once the directory is claimed: prometheus_client picks its storage on import.
     from command_service.http.metrics import RelayMetrics

@@ -18,6 +18,7 @@ from query_service.projector.applier import EventApplier
 from query_service.projector.batch_report import ProjectorObserver
 from query_service.projector.command_api import CommandApiClient
 from query_service.projector.consumer import Projector, ProjectorOptions
+from query_service.projector.message_trace import outgoing_trace_headers
 from query_service.read_model.tables import create_read_model_engine, create_read_model_schema
 from shared.contract.principal import EVENTS_READ
 from shared.infra.auth_setup import service_token
@@ -25,6 +26,7 @@ from shared.infra.config import Settings
 from shared.infra.kafka import create_consumer, ensure_topic
 from shared.infra.metrics_dir import claim_metrics_dir
 from shared.infra.structured_logging import configure_logging
+from shared.infra.tracing import configure_tracing
 
 
 class TopicNotReady(RuntimeError):
@@ -63,7 +65,10 @@ def build_projector(
         return consumer
 
     token = service_token(settings, "query-projector", [EVENTS_READ])
-    applier = EventApplier(CommandApiClient(settings.command_api_url, token=token))
+    gap_source = CommandApiClient(
+        settings.command_api_url, token=token, context_headers=outgoing_trace_headers
+    )
+    applier = EventApplier(gap_source)
     return Projector(engine, settings.kafka_topic, open_consumer, applier, options, observer)
 
 
@@ -89,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level)
+    configure_tracing(settings, "query-projector")
     claim_metrics_dir(settings.metrics_dir / "query", "projector")
     # Imported once the directory is claimed: prometheus_client picks its storage on import.
     from query_service.http.metrics import ProjectorMetrics

@@ -32,12 +32,14 @@ class ResultRecorder(Protocol):
 @dataclass(frozen=True)
 class CommandContext:
     """Who asked and for tracing: the verified principal (recorded in every event), the
-    correlation id that spans a whole flow, and command_id for this one."""
+    correlation id that spans a whole flow, command_id for this one, and the W3C traceparent
+    of the request's span (None outside a request)."""
 
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     command_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     recorder: ResultRecorder | None = None
     principal: Principal | None = None
+    traceparent: str | None = None
 
     def append_hook(self, make_result: Callable[[list[EventEnvelope]], Any]) -> AppendHook | None:
         """The hook that records this command's result with its events, if one is wanted."""
@@ -63,12 +65,13 @@ def new_events(
     ctx: CommandContext,
     fingerprint: str | None = None,
 ) -> list[NewEvent]:
-    """Domain events -> events to append, with the command's correlation and causation ids
-    and its principal (from the verified token only: nothing in a request can set it)."""
-    metadata: dict[str, Any] = {
-        "correlation_id": ctx.correlation_id,
-        "causation_id": ctx.command_id,
-    }
+    """Domain events -> events to append, with the command's correlation and causation ids,
+    its traceparent and its principal (from the verified token only: nothing in a request
+    can set it)."""
+    metadata: dict[str, Any] = {"correlation_id": ctx.correlation_id}
+    if ctx.traceparent is not None:
+        metadata["traceparent"] = ctx.traceparent
+    metadata["causation_id"] = ctx.command_id
     if ctx.principal is not None:
         metadata["principal"] = ctx.principal.to_metadata()
     if fingerprint is not None:

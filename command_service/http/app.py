@@ -27,10 +27,12 @@ from shared.http.errors import Problem, register_problem_handlers
 from shared.http.openapi_security import with_security
 from shared.http.readiness_metric import ReadinessGauge
 from shared.http.security_headers import install_security_headers
+from shared.http.trace_context import install_trace_context
 from shared.infra.auth_setup import build_verifier
 from shared.infra.config import Settings
 from shared.infra.db import UTCDateTime, create_database_engine, create_tables, write_transaction
 from shared.infra.structured_logging import configure_logging
+from shared.infra.tracing import configure_tracing
 
 log = logging.getLogger("command_service.app")
 
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: settings from the environment unless given, schema ensured."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
+    configure_tracing(settings, "command-api")
     verifier = build_verifier(settings, settings.command_api_host)
     engine = create_database_engine(settings.event_store_url, settings.sqlite_synchronous)
     store = EventStore(engine)
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["idempotency_keys"] = keys
 
     install_correlation_ids(app)
+    install_trace_context(app)
     install_security_headers(app)
 
     def check_ready() -> None:

@@ -13,15 +13,17 @@ from command_service.http.idempotency import recorder_for
 from shared.http.auth import current_principal
 from shared.http.correlation import current_correlation_id
 from shared.http.json_responses import json_response
+from shared.http.trace_context import current_traceparent
 
 
 def command_context(render: Callable[[Any], Response] | None = None) -> CommandContext:
-    """The command's context: the verified caller, its correlation id, and (with an
-    Idempotency-Key) a recorder that stores the response `render` makes of the result, with
-    the command's events."""
+    """The command's context: the verified caller, its correlation id and traceparent, and
+    (with an Idempotency-Key) a recorder that stores the response `render` makes of the
+    result, with the command's events."""
     recorder = recorder_for(render) if render is not None else None
     return CommandContext(
         correlation_id=current_correlation_id(),
+        traceparent=current_traceparent(),
         recorder=recorder,
         principal=current_principal(),
     )

@@ -34,6 +34,7 @@ from shared.contract.event_schemas import (
     Schema,
     envelope_schema,
 )
+from shared.contract.traceparent import KAFKA_TRACEPARENT_HEADER
 from shared.http.correlation import KAFKA_CORRELATION_HEADER
 from shared.infra.config import Settings
 
@@ -42,8 +43,6 @@ ASYNCAPI_VERSION = "3.0.0"
 DOCUMENT_VERSION = "1.0.0"
 KAFKA_BINDING_VERSION = "0.5.0"
 CHANNEL = "orderEvents"
-# The CloudEvents distributed-tracing extension, set when the command carried a traceparent.
-TRACEPARENT_HEADER = "ce_traceparent"
 ACCOUNT_EVENT_TYPES = frozenset(cls.__name__ for cls in get_args(AccountEvent))
 # kafka-python's SASL mechanisms -> AsyncAPI security scheme types.
 SASL_SCHEMES = {
@@ -98,7 +97,7 @@ HEADERS: Schema = {
             **IDENTIFIER,
             "description": "The command's correlation id (metadata.correlation_id), if any.",
         },
-        TRACEPARENT_HEADER: {
+        KAFKA_TRACEPARENT_HEADER: {
             "type": "string",
             "pattern": TRACEPARENT_PATTERN,
             "description": "CloudEvents distributed-tracing extension: a W3C traceparent in "

@@ -27,10 +27,13 @@ from command_service.outbox.backoff import Backoff
 from command_service.outbox.lease import LeaseHeartbeat, LeaseLost, RelayLease
 from command_service.outbox.message import send_event
 from command_service.outbox.new_event_probe import NewEventProbe
+from command_service.outbox.publish_span import event_log_ids, publish_span
 from shared.contract.envelope import EventEnvelope
 from shared.infra import kafka as kafka_clients
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
+from shared.infra.log_context import log_scope_of
+from shared.infra.tracing import ProducerSpan, current_tracing
 
 log = logging.getLogger("command_service.relay")
 
@@ -43,7 +46,11 @@ ProducerFactory = Callable[[Settings], Any]
 
 
 class PublishFailed(Exception):
-    """The broker did not acknowledge every event of a batch."""
+    """The broker did not acknowledge every event of a batch; `event` is the first it did not."""
+
+    def __init__(self, message: str, event: EventEnvelope) -> None:
+        super().__init__(message)
+        self.event = event
 
 
 class LeaseNotHeld(Exception):
@@ -223,7 +230,8 @@ class Relay:
             first = next(e for e in events if e.position > acked)
             raise PublishFailed(
                 f"event at position {first.position} (correlation_id "
-                f"{first.metadata.get('correlation_id')}) not acknowledged: {failure!r}"
+                f"{first.metadata.get('correlation_id')}) not acknowledged: {failure!r}",
+                first,
             ) from failure
         return acked
 
@@ -234,7 +242,9 @@ class Relay:
         producer = self._producer
         topic = self.settings.kafka_topic
         source = self.settings.cloudevents_source
+        tracing = current_tracing()
         futures: list[Any] = []
+        spans: list[ProducerSpan] = []
         failure: BaseException | None = None
         try:
             for event in events:
@@ -242,26 +252,41 @@ class Relay:
                 if not heartbeat.holds_lease():
                     failure = LeaseNotHeld(f"lease not held at position {event.position}")
                     break
-                futures.append(send_event(producer, topic, event, source))
+                if tracing.recording:
+                    spans.append(publish_span(tracing, topic, event))
+                    sent = spans[-1].traceparent
+                    traceparent = sent.header() if sent is not None else None
+                    futures.append(send_event(producer, topic, event, source, traceparent))
+                else:
+                    futures.append(send_event(producer, topic, event, source))
         except KafkaError as exc:
             failure = exc  # still wait for what was sent: its prefix can be checkpointed
         delivery_timeout = self.settings.kafka_delivery_timeout_ms / 1000
         deadline = time.monotonic() + delivery_timeout + ACK_WAIT_MARGIN_SECONDS
         acked = position
-        for event, future in zip(events, futures, strict=False):
+        for index, (event, future) in enumerate(zip(events, futures, strict=False)):
             try:
                 future.get(timeout=max(0.0, deadline - time.monotonic()))
             except KafkaError as exc:
+                for span in spans[index:]:
+                    span.end(exc)
                 return acked, exc
+            if spans:
+                spans[index].end()
             acked = event.position
+        for span in spans[len(futures) :]:  # started, but its send raised
+            span.end(failure)
         return acked, failure
 
     def _sleep_after_failure(self, backoff: Backoff, what: str, exc: BaseException) -> None:
         delay = backoff.next_delay()
-        log.warning(
-            f"{what} unavailable; retrying",
-            extra={**self._log, "error": repr(exc), "retry_in_s": round(delay, 3)},
-        )
+        # The event that was not acknowledged, if one was, is what the line is about.
+        scope = event_log_ids(exc.event) if isinstance(exc, PublishFailed) else None
+        with log_scope_of(scope):
+            log.warning(
+                f"{what} unavailable; retrying",
+                extra={**self._log, "error": repr(exc), "retry_in_s": round(delay, 3)},
+            )
         self._sleep(delay)
 
     def _close_producer(self, timeout: float) -> None:

@@ -25,9 +25,11 @@ from shared.http.errors import Problem, problem_response, register_problem_handl
 from shared.http.openapi_security import with_security
 from shared.http.readiness_metric import ReadinessGauge
 from shared.http.security_headers import install_security_headers
+from shared.http.trace_context import install_trace_context
 from shared.infra.auth_setup import build_verifier, service_token
 from shared.infra.config import Settings
 from shared.infra.structured_logging import configure_logging
+from shared.infra.tracing import configure_tracing
 
 log = logging.getLogger("query_service.app")
 
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: settings from the environment unless given, schema ensured."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
+    configure_tracing(settings, "query-api")
     verifier = build_verifier(settings, settings.query_api_host)
     engine = create_read_model_engine(settings.read_model_url)
     # So the API answers (empty) before the projector's first run instead of failing.
@@ -52,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["parked_applier"] = EventApplier(gap_source)
 
     install_correlation_ids(app)
+    install_trace_context(app)
     install_security_headers(app)
 
     def check_ready() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +40,14 @@ class CommandApiClient:
         base_url: str,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         token: Callable[[], str | None] = lambda: None,
+        context_headers: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         # Asked before every request: the token file may be replaced while we run.
         self.token = token
+        # Asked before every request too: the trace and correlation ids of what it is for.
+        self.context_headers = context_headers
 
     def order_events(self, order_id: str) -> list[dict[str, Any]]:
         """The order's stored events in version order ([] if the log has no such order)."""
@@ -86,7 +89,7 @@ class CommandApiClient:
 
     def _get_json(self, path: str) -> Any:
         """GET and parse JSON; None for 404."""
-        headers = {"Accept": "application/json"}
+        headers = {**self.context_headers(), "Accept": "application/json"}
         token = self.token()
         if token:
             headers["Authorization"] = f"Bearer {token}"

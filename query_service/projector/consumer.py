@@ -27,10 +27,16 @@ from query_service.projector.backoff import Backoff
 from query_service.projector.batch_report import (
     BatchReport,
     ProjectorObserver,
+    applied_lines_wanted,
     log_applied,
 )
 from query_service.projector.batch_writes import ClaimLost
 from query_service.projector.command_api import CommandApiUnavailable
+from query_service.projector.message_trace import (
+    MessageLogScope,
+    message_trace,
+    process_span_attributes,
+)
 from query_service.projector.parking import park_message
 from query_service.projector.positions import (
     AssignmentTracker,
@@ -41,6 +47,8 @@ from query_service.projector.positions import (
 )
 from query_service.read_model.order_writer import save_positions
 from shared.infra.db import write_transaction
+from shared.infra.log_context import bind_log_scope, unbind_log_scope
+from shared.infra.tracing import current_tracing
 
 log = logging.getLogger("query_service.projector")
 
@@ -56,7 +64,8 @@ class ProjectorOptions:
     poll_timeout_ms: int = 500
     initial_backoff_s: float = 0.2
     max_backoff_s: float = 10.0
-    # One INFO line per applied event (with its correlation id); see docs/metrics.md for its cost.
+    # One DEBUG line per applied event (with its correlation and trace ids), written when the
+    # projector logs at DEBUG; False skips them even then. See docs/metrics.md for the cost.
     log_applied_events: bool = True
 
 
@@ -219,7 +228,7 @@ class Projector:
         self.stats.duplicates += counts["duplicate"]
         self.stats.parked += counts["parked"]
         # Only now, after the commit: a rolled-back batch is applied (and told) again later.
-        if self.options.log_applied_events:
+        if self.options.log_applied_events and applied_lines_wanted():
             for record, event in applied:
                 log_applied(record, event)
         if self.observer is not None:
@@ -238,7 +247,26 @@ class Projector:
     def _apply_record(
         self, projection: ProjectionBatch, record: Any, event: Event | Exception
     ) -> tuple[str, Event | None]:
-        """Apply one parsed message: "applied" (with the event), "duplicate" or "parked"."""
+        """Apply one parsed message: "applied" (with the event), "duplicate" or "parked".
+
+        Its correlation and trace ids are on every line logged meanwhile; with tracing on, a
+        consumer span continues its ce_traceparent.
+        """
+        token = bind_log_scope(MessageLogScope(record))
+        try:
+            tracing = current_tracing()
+            traceparent = message_trace(record).traceparent if tracing.recording else None
+            if traceparent is None:
+                return self._apply_message(projection, record, event)
+            attributes = process_span_attributes(record, event)
+            with tracing.consumer_span(f"process {self.topic}", traceparent, attributes):
+                return self._apply_message(projection, record, event)
+        finally:
+            unbind_log_scope(token)
+
+    def _apply_message(
+        self, projection: ProjectionBatch, record: Any, event: Event | Exception
+    ) -> tuple[str, Event | None]:
         try:
             if isinstance(event, Exception):
                 raise event

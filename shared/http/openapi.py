@@ -38,6 +38,20 @@ CORRELATION_PARAMETER = {
     "A-Za-z0-9._:/+=- is kept; anything else is replaced by a generated id, never rejected.",
     "schema": {"type": "string"},
 }
+TRACEPARENT_HEADER = {
+    "description": "W3C Trace Context of the server's span for this request: the caller's "
+    "trace continued, or a new one; the events the request caused store it.",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},
+}
+TRACEPARENT_PARAMETER = {
+    "name": "traceparent",
+    "in": "header",
+    "required": False,
+    "description": "W3C Trace Context of the caller's span; the request continues its trace. "
+    "An invalid value is ignored (a new trace is started), never rejected.",
+    "schema": {"type": "string"},
+}
 
 
 # Gunicorn refuses these before the application sees the request, with its own HTML page (and
@@ -81,6 +95,8 @@ def new_spec(title: str, about: str, *notes: str) -> APISpec:
         spec.components.response(name, response)
     spec.components.header("X-Correlation-ID", CORRELATION_HEADER)
     spec.components.parameter("X-Correlation-ID", "header", CORRELATION_PARAMETER)
+    spec.components.header("traceparent", TRACEPARENT_HEADER)
+    spec.components.parameter("traceparent", "header", TRACEPARENT_PARAMETER)
     return spec
 
 
@@ -201,7 +217,7 @@ def add_operation(
         "operationId": operation_id,
         "summary": summary,
         "tags": [tag],
-        "parameters": [*parameters, "X-Correlation-ID"],  # apispec turns a name into a $ref
+        "parameters": [*parameters, "X-Correlation-ID", "traceparent"],  # names become $refs
         "responses": {
             **{str(status): response for status, response in responses.items()},
             **{str(status): name for status, name in HTTP_SERVER_STATUSES.items()},
@@ -235,6 +251,7 @@ def _with_correlation(
     return {
         **{name: dict(value) for name, value in (headers or {}).items()},
         "X-Correlation-ID": "X-Correlation-ID",  # a $ref to the registered header
+        "traceparent": "traceparent",
     }
 
 

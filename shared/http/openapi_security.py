@@ -24,6 +24,7 @@ _CHALLENGE = {
         "schema": {"type": "string"},
     },
     "X-Correlation-ID": {"$ref": "#/components/headers/X-Correlation-ID"},
+    "traceparent": {"$ref": "#/components/headers/traceparent"},
 }
 
 

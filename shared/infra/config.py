@@ -70,6 +70,8 @@ class Settings:
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    # Base URL of an OTLP/HTTP collector; set, and with the otel extra, spans are exported.
+    otel_exporter_otlp_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +154,7 @@ class Settings:
             kafka_ssl_cafile=_path(env, "KAFKA_SSL_CAFILE"),
             kafka_ssl_certfile=_path(env, "KAFKA_SSL_CERTFILE"),
             kafka_ssl_keyfile=_path(env, "KAFKA_SSL_KEYFILE"),
+            otel_exporter_otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.infra.log_context import scope_fields
+
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
@@ -15,7 +17,8 @@ _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, 
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as JSON, including any `extra=` fields given to the logger."""
+    """Formats a record as JSON, including any `extra=` fields given to the logger and the
+    correlation and trace ids in scope (log_context.py) unless the record names its own."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -24,6 +27,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        payload.update(scope_fields())
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
                 payload[key] = value

@@ -228,6 +228,7 @@ class CommandApiStandIn:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.fail_after_position: int | None = None  # simulate an outage mid-feed
+        self.stream_request_headers: list[dict[str, str]] = []  # of each stream GET, in order
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -249,6 +250,7 @@ class CommandApiStandIn:
 
         @app.get("/orders/<order_id>/events")
         def order_events(order_id: str) -> Any:
+            self.stream_request_headers.append(dict(request.headers))
             events = self.log.stream(order_id)
             if not events:
                 abort(404)
@@ -356,8 +358,19 @@ def project_directly(engine: Engine, envelopes: Iterable[EventEnvelope]) -> None
 class ProjectorThread:
     """The real projector (real consumer, real database) running in a thread of the test."""
 
-    def __init__(self, settings: Settings, engine: Engine, max_batch: int = 100) -> None:
-        options = replace(ProjectorOptions(), max_batch=max_batch, poll_timeout_ms=200)
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        max_batch: int = 100,
+        log_applied_events: bool = True,
+    ) -> None:
+        options = replace(
+            ProjectorOptions(),
+            max_batch=max_batch,
+            poll_timeout_ms=200,
+            log_applied_events=log_applied_events,
+        )
         self.projector: Projector = build_projector(settings, engine, options)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.projector.run, args=(self._stop,), daemon=True)

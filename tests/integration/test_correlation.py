@@ -30,7 +30,9 @@ UUID_LENGTH = len(str(uuid.uuid4()))
 def system(tmp_path: Path, kafka_bootstrap: str, kafka_topic: str) -> Iterator[OrderSystem]:
     runner = ServiceRunner(tmp_path)
     try:
-        yield OrderSystem(runner, kafka_bootstrap, kafka_topic).start()
+        # The projector's per-event lines are DEBUG.
+        projector_env = {"LOG_LEVEL": "DEBUG"}
+        yield OrderSystem(runner, kafka_bootstrap, kafka_topic, projector_env=projector_env).start()
     finally:
         runner.stop_all()
         runner.print_tails()
@@ -146,7 +148,7 @@ def test_the_correlation_id_of_each_command_reaches_its_events_messages_and_log_
         line = lines[event_id]
         event = by_id[event_id]
         assert line["correlation_id"] == correlation_id
-        assert line["level"] == "INFO"
+        assert line["level"] == "DEBUG"
         assert (line["type"], line["stream_id"], line["version"], line["position"]) == (
             event.type,
             event.stream_id,

@@ -5,7 +5,7 @@ projector, wired as `make run` wires them, on one work directory and one topic.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
 
@@ -27,10 +27,13 @@ class OrderSystem:
         bootstrap: str,
         topic: str,
         projector_args: Sequence[str] = (),
+        projector_env: Mapping[str, str] | None = None,
     ) -> None:
         self.runner = runner
         # Extra command-line options of every projector (e.g. a shorter session timeout).
         self.projector_args = tuple(projector_args)
+        # Extra environment of every projector (e.g. LOG_LEVEL=DEBUG for its per-event lines).
+        self.projector_env = dict(projector_env or {})
         self.bootstrap = bootstrap
         self.topic = topic
         self.group_id = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -97,7 +100,8 @@ class OrderSystem:
     def start_projector(self, name: str) -> ServiceProcess:
         """Start a projector in the system's consumer group (also a second one, beside it)."""
         argv = console_script("query-projector", "query_service.projector_main")
-        return self.runner.start(name, argv + list(self.projector_args), **self.query_env())
+        env = {**self.query_env(), **self.projector_env}
+        return self.runner.start(name, argv + list(self.projector_args), **env)
 
     def restart(self, service: ServiceProcess) -> None:
         """Start a stopped or killed service again with the same settings (and port)."""

@@ -8,6 +8,7 @@ devtools.processes; its names are importable from here too, as the tests have al
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from command_service.adapters.event_store import EventStore
@@ -40,10 +41,13 @@ __all__ = [
 class ServiceRunner(ServiceGroup):
     """Starts services sharing one work directory (and so one event store); stops them all."""
 
-    def __init__(self, workdir: Path, prepare_event_store: bool = True) -> None:
+    def __init__(
+        self, workdir: Path, prepare_event_store: bool = True, env: Mapping[str, str] | None = None
+    ) -> None:
         # Leaving a with block prints the output tails: pytest shows them when a test failed.
         super().__init__(stop_timeout=15, tails_on_exit=40)
         self.workdir = workdir
+        self.env = dict(env or {})  # given to every service of this run
         if prepare_event_store:
             self.prepare_event_store()
 
@@ -76,7 +80,7 @@ class ServiceRunner(ServiceGroup):
             "LOG_LEVEL": "INFO",
             "AUTH_MODE": "dev",
         }
-        return child_env({**run, **overrides})
+        return child_env({**run, **self.env, **overrides})
 
     def start(self, name: str, argv: list[str], **env: str) -> ServiceProcess:
         """Start a service without an HTTP endpoint (not waited for: use wait_for_output)."""

@@ -58,3 +58,24 @@ def test_the_other_headers_are_unchanged() -> None:
     assert headers["ce_id"] == b"e-1" and headers["ce_subject"] == b"o-1"
     assert headers["correlation_id"] == b"corr"
     assert headers["ce_authtype"] == b"unknown"
+
+
+STORED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_the_stored_traceparent_is_sent_as_ce_traceparent() -> None:
+    headers = dict(message_headers(envelope({"traceparent": STORED}), "urn:test"))
+    assert headers["ce_traceparent"] == STORED.encode()
+
+
+def test_a_publish_spans_traceparent_replaces_the_stored_one() -> None:
+    own = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01"
+    headers = dict(message_headers(envelope({"traceparent": STORED}), "urn:test", own))
+    assert headers["ce_traceparent"] == own.encode()
+
+
+@pytest.mark.parametrize("metadata", [{}, {"traceparent": ""}, {"traceparent": 7}])
+def test_an_event_stored_without_a_traceparent_has_no_ce_traceparent(
+    metadata: dict[str, Any],
+) -> None:
+    assert "ce_traceparent" not in dict(message_headers(envelope(metadata), "urn:test"))

@@ -41,6 +41,7 @@ from command_service.adapters.event_store.schema import (
 from command_service.adapters.event_store.sqlite import SQLiteBackend
 from shared.contract.envelope import EventEnvelope
 from shared.infra.db import DedicatedWriteConnection, create_tables, write_transaction
+from shared.infra.tracing import current_tracing
 
 log = logging.getLogger("command_service.event_store")
 
@@ -127,7 +128,9 @@ class EventStore:
         recorded_at = datetime.now(UTC)
         request = AppendRequest(appends, hook, recorded_at, backend.prepare(appends, recorded_at))
         try:
-            appended = self.group_commit.submit(request)
+            # The append's span: a child of the request's (waiting for the lock included).
+            with current_tracing().span("event_store.append"):
+                appended = self.group_commit.submit(request)
         except backend.integrity_errors as exc:
             # The version check runs under the write lock, so this is a backstop for backends
             # where another writer slipped in (or a reused event id); report it as a conflict.
