@@ -18,6 +18,12 @@ install: $(STAMP)
 kafka-jars: install
 	$(PY) -m devtools.local_kafka fetch
 
+# Builds Shopify's Toxiproxy (pinned) with `go install` once, for the network-fault tests;
+# the tests do this themselves on first use, and skip, saying why, where Go is missing.
+.PHONY: toxiproxy
+toxiproxy: install
+	$(PY) -m devtools.toxiproxy install
+
 # The whole system: a local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the command API,
 # the relay, the query API and the projector, with output prefixed per process.
 run: install kafka-jars

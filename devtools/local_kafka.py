@@ -21,6 +21,8 @@ import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -39,6 +41,7 @@ __all__ = [
     "KAFKA_VERSION",
     "LocalKafka",
     "LocalKafkaError",
+    "ProxiedListener",
     "fetch_jars",
     "main",
 ]
@@ -66,6 +69,20 @@ KAFKA_VERSION = _read_kafka_version(POM)
 
 class LocalKafkaError(RuntimeError):
     """The local broker or its tooling could not do what was asked."""
+
+
+@dataclass(frozen=True)
+class ProxiedListener:
+    """One more plaintext listener on `port`, advertised as `advertised_port`: a fault proxy
+    (devtools/toxiproxy.py) listens there and forwards to `port`.
+
+    A client that bootstraps through the proxy learns the advertised address from the
+    broker's metadata and so keeps talking through the proxy instead of going around it.
+    """
+
+    name: str  # the listener's name in the broker's config, e.g. RELAY
+    port: int
+    advertised_port: int
 
 
 def _require_tool(name: str) -> str:
@@ -233,8 +250,12 @@ class LocalKafka:
         controller_port: int | None = None,
         log_path: Path | None = None,
         security: SecureKafka | None = None,
+        proxied_listeners: Sequence[ProxiedListener] = (),
     ) -> None:
         """Describe the broker; nothing starts until start()."""
+        if security is not None and proxied_listeners:
+            raise LocalKafkaError("proxied listeners are plaintext; a secure broker has none")
+        self.proxied_listeners = tuple(proxied_listeners)
         self.port = port
         self.data_dir = Path(data_dir).resolve()
         self.controller_port = controller_port if controller_port is not None else free_port()
@@ -299,7 +320,7 @@ class LocalKafka:
             )
         java = _require_tool("java")
         libs = fetch_jars()
-        for port in (self.port, self.controller_port):
+        for port in (self.port, self.controller_port, *(p.port for p in self.proxied_listeners)):
             if port_in_use(port):
                 raise LocalKafkaError(f"port {port} on 127.0.0.1 is already in use")
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -490,6 +511,10 @@ class LocalKafka:
             "broker.session.timeout.ms": "4000",
             "broker.heartbeat.interval.ms": "1000",
         }
+        for extra in self.proxied_listeners:
+            props["listeners"] += f",{extra.name}://127.0.0.1:{extra.port}"
+            props["advertised.listeners"] += f",{extra.name}://127.0.0.1:{extra.advertised_port}"
+            props["listener.security.protocol.map"] += f",{extra.name}:PLAINTEXT"
         if self.secrets is not None:
             props.update(secure_broker_properties(self.secrets, self.port, self.controller_port))
         body = "".join(f"{key}={_escape_property(value)}\n" for key, value in props.items())

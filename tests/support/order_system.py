@@ -35,6 +35,8 @@ class OrderSystem:
         # Extra environment of every projector (e.g. LOG_LEVEL=DEBUG for its per-event lines).
         self.projector_env = dict(projector_env or {})
         self.bootstrap = bootstrap
+        # Where the relay reaches Kafka (a fault proxy in tests/faults/test_network_faults.py).
+        self.relay_bootstrap = bootstrap
         self.topic = topic
         self.group_id = f"e2e-{uuid.uuid4().hex[:8]}"
         self._command_api: HttpService | None = None
@@ -85,7 +87,7 @@ class OrderSystem:
         """Start all four and wait until both APIs answer."""
         # A short lease so a relay restarted after kill -9 takes over within seconds.
         self._command_api = self.runner.command_api()
-        self._relay = self.runner.relay(self.bootstrap, self.topic, RELAY_LEASE_SECONDS="3")
+        self._relay = self.runner.relay(self.relay_bootstrap, self.topic, RELAY_LEASE_SECONDS="3")
         self._query_api = self.runner.start_http(
             "query-api",
             "query-api",
