@@ -116,8 +116,12 @@ def _ok(response: TestResponse) -> Any:
     return response.get_json()
 
 
+# Ids each request gets of its own, whatever resource it asked for.
+_PER_REQUEST = {"X-Correlation-ID", "traceparent"}
+
+
 def _headers(response: TestResponse) -> dict[str, str]:
-    return {k: v for k, v in response.headers.items() if k != "X-Correlation-ID"}
+    return {k: v for k, v in response.headers.items() if k not in _PER_REQUEST}
 
 
 def _assert_insufficient_scope(response: TestResponse, scopes: list[str]) -> None:
