@@ -94,10 +94,10 @@ def supervisor(cluster_env: dict[str, str]) -> Iterator[Supervisor]:
         yield started
     finally:
         started.kill_everything()
-        for pid in _broker_pids(cluster_env).values():
-            _kill(pid)
-        if (pid := _postgres_pid(cluster_env)) is not None:
-            _kill(pid)
+        for broker in _broker_pids(cluster_env).values():
+            _kill(broker)
+        if (postmaster := _postgres_pid(cluster_env)) is not None:
+            _kill(postmaster)
         print(f"\n===== run_cluster.py output (exit {started.process.returncode}) =====")
         print(started.output())
 
