@@ -1,5 +1,6 @@
 """`make run-cluster` (scripts/run_cluster.py) as a user runs it: PostgreSQL, three brokers and
-two hosts of each API, every one of them answering, then Ctrl-C leaving nothing behind."""
+two hosts of each API, every one of them answering, one broker killed and survived, then Ctrl-C
+leaving nothing behind."""
 
 from __future__ import annotations
 
@@ -159,7 +160,7 @@ def _urls(env: dict[str, str], var: str) -> list[str]:
     return [f"http://127.0.0.1:{port}" for port in env[var].split(",")]
 
 
-def test_every_instance_answers_and_ctrl_c_stops_every_process(
+def test_every_instance_answers_a_broker_kill_is_survived_and_ctrl_c_stops_all(
     supervisor: Supervisor, cluster_env: dict[str, str]
 ) -> None:
     up = supervisor.wait_for_line("system up", SYSTEM_UP_TIMEOUT_S)
@@ -185,6 +186,17 @@ def test_every_instance_answers_and_ctrl_c_stops_every_process(
             assert read.json()["version"] >= version
             assert read.json()["customer_id"] == "c-1"
             assert read.json()["total_cents"] == 1998
+
+    # The cluster is built to lose a broker: the run reports it and goes on serving.
+    os.kill(brokers["kafka node-1"], signal.SIGKILL)
+    supervisor.wait_for_line("warning: Kafka broker 1 exited", 30)
+    command_url = _urls(cluster_env, "COMMAND_API_PORTS")[1]
+    response = requests.post(f"{command_url}/orders", json=ORDER, headers=admin, timeout=10)
+    assert response.status_code == 201, response.text
+    after_kill = (response.json()["order_id"], response.json()["version"])
+    query_url = _urls(cluster_env, "QUERY_API_PORTS")[0]
+    assert _read_back(query_url, *after_kill, admin, supervisor).json()["total_cents"] == 1998
+    assert supervisor.process.is_running
 
     os.kill(supervisor.process.pid, signal.SIGINT)
     assert supervisor.wait_exit(EXIT_TIMEOUT_S) == 0, supervisor.output()
