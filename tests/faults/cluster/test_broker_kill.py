@@ -1,73 +1,51 @@
 """kill -9 of the broker that leads the most partitions, under load from several clients, then
 restart it: the other two keep the topic writable (replication factor 3, min.insync.replicas
 2, the relay's acks=all), leaders move to them, and once the node is back and in sync the read
-model holds every acknowledged command exactly once.
+model holds every acknowledged command exactly once. The system is the scale-out shape: two
+command hosts on one PostgreSQL log (clients alternate between them), the relays' leader and
+standby, three projectors in one group (tests/support/cluster_system.py).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from devtools.kafka_cluster import KafkaCluster
-from shared.infra.kafka import ensure_topic
+from tests.support.cluster_system import ClusterOrderSystem
 from tests.support.fault_report import finish_scenario
 from tests.support.faults import (
-    PROJECTOR_ARGS,
     SteadyWorkload,
     published_position,
     wait_for_load,
 )
-from tests.support.order_system import OrderSystem
-from tests.support.processes import ServiceRunner, wait_until
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.cluster
 
-TOPIC = "orders.cluster-faults"
 CLIENTS = 6
 ORDERS = 240
 RATE = 12.0  # about 20 s of load: before, during and after the broker's death
 DOWN_S = 5.0  # the node stays dead this long after its partitions moved
 
 
-@pytest.fixture
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    """Three brokers with the topic as make run-cluster makes it (6 partitions, RF 3)."""
-    kafka = KafkaCluster(tmp_path_factory.mktemp("kafka-cluster"))
-    kafka.start()
-    try:
-        ensure_topic(kafka.bootstrap_servers, TOPIC, 6, 3)
-        yield kafka
-    finally:
-        kafka.stop()
-
-
-@pytest.fixture
-def cluster_system(started: float, tmp_path: Path, cluster: KafkaCluster) -> Iterator[OrderSystem]:
-    """Command API, relay, query API and projector against all three brokers."""
-    with ServiceRunner(tmp_path) as runner:
-        yield OrderSystem(runner, cluster.bootstrap_servers, TOPIC, PROJECTOR_ARGS).start()
-
-
 def test_kill_9_of_the_busiest_leader_under_load_then_restart(
-    cluster_system: OrderSystem, cluster: KafkaCluster, started: float
+    cluster_system: ClusterOrderSystem, cluster: KafkaCluster, started: float
 ) -> None:
     system = cluster_system
     workload = SteadyWorkload(
-        lambda: system.command_api.base_url, ORDERS, RATE, seed=1501, headers=system.admin_headers
+        system.command_urls(), ORDERS, RATE, seed=1501, headers=system.admin_headers
     )
     load = workload.start(CLIENTS)
     wait_for_load(workload, 30)
 
-    victim = cluster.busiest_leader(TOPIC)
-    led = cluster.leader_counts(TOPIC)[victim.node_id]
+    victim = cluster.busiest_leader(system.topic)
+    led = cluster.leader_counts(system.topic)[victim.node_id]
     try:
         victim.kill()
         killed_at = time.monotonic()
-        cluster.wait_until_leaders_avoid(TOPIC, victim.node_id, timeout=60)
+        cluster.wait_until_leaders_avoid(system.topic, victim.node_id, timeout=60)
         moved_after = time.monotonic() - killed_at
         time.sleep(DOWN_S)  # the outage itself, not a wait for a condition
         # Still with one node dead: two in-sync replicas take the relay's acks=all writes, so
@@ -83,7 +61,7 @@ def test_kill_9_of_the_busiest_leader_under_load_then_restart(
         if not victim.is_running:
             cluster.restart(victim.node_id)
     during = workload.acknowledged_between(killed_at, back_at)
-    cluster.wait_fully_replicated(TOPIC, timeout=90)
+    cluster.wait_fully_replicated(system.topic, timeout=90)
     load.join()
 
     assert during > 0, "commands must be acknowledged while a broker is dead"
