@@ -109,7 +109,8 @@ class LocalPostgres:
 
     def restart(self) -> None:
         """pg_ctl restart -m fast: sessions are cut, the server is back on the same port."""
-        self._run(self._pg_ctl_argv("-m", "fast", "-w", "restart"))
+        # -l again: without it the new server would write to our pipes and keep them open.
+        self._run(self._pg_ctl_argv("-l", str(self.log_path), "-m", "fast", "-w", "restart"))
 
     def stop(self) -> None:
         """pg_ctl stop -m fast, if it runs."""

@@ -67,6 +67,9 @@ class ClusterOrderSystem(OrderSystem):
         )
         self.projectors = [self.start_projector(f"projector-{n}") for n in range(1, PROJECTORS + 1)]
         self._projector = self.projectors[0]
+        for projector in self.projectors:
+            # Past its start-up (schema, consumer): a fault injected later finds it running.
+            projector.wait_for_output("projector started", 60)
         return self
 
     def command_urls(self) -> Callable[[], str]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devtools.kafka_cluster import KafkaCluster
+from devtools.local_postgres import LocalPostgres, find_pg_bin
+from devtools.ports import free_port
 from shared.infra.kafka import ensure_topic
 from tests.support.cluster_system import ClusterOrderSystem, PostgresServiceRunner
-from tests.support.postgres import find_pg_bin, throwaway_postgres
 
 TOPIC = "orders.cluster-faults"
 
@@ -28,21 +31,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
 
 
 @pytest.fixture
-def cluster_postgres() -> Iterator[tuple[str, str]]:
-    """(event log URL, read model URL): two databases of a private PostgreSQL server."""
-    psycopg = pytest.importorskip("psycopg")
+def cluster_postgres() -> Iterator[LocalPostgres]:
+    """A private PostgreSQL server with the databases `events` and `read_model`; removed after."""
+    pytest.importorskip("psycopg")
     bin_dir = find_pg_bin()
     if bin_dir is None:
         pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
-    with throwaway_postgres(bin_dir) as url:
-        port = url.rsplit(":", 1)[1].split("/")[0]
-        with psycopg.connect(
-            host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True
-        ) as conn:
-            conn.execute("CREATE DATABASE events")
-            conn.execute("CREATE DATABASE read_model")
-        base = url.rsplit("/", 1)[0]
-        yield f"{base}/events", f"{base}/read_model"
+    # As root the server runs as the postgres user, who cannot enter pytest's private tmp_path.
+    parent = Path(tempfile.mkdtemp(prefix="cluster-faults-pg-"))
+    parent.chmod(0o711)
+    postgres = LocalPostgres(parent / "postgres", free_port(), bin_dir)
+    try:
+        postgres.start()
+        postgres.create_database("events")
+        postgres.create_database("read_model")
+        yield postgres
+    finally:
+        postgres.stop()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture
@@ -50,10 +56,11 @@ def cluster_system(
     started: float,
     tmp_path: Path,
     cluster: KafkaCluster,
-    cluster_postgres: tuple[str, str],
+    cluster_postgres: LocalPostgres,
 ) -> Iterator[ClusterOrderSystem]:
     """Two command hosts, two relays, a query API and three projectors, started."""
-    event_store_url, read_model_url = cluster_postgres
+    event_store_url = cluster_postgres.url("events")
+    read_model_url = cluster_postgres.url("read_model")
     with PostgresServiceRunner(tmp_path, event_store_url) as runner:
         system = ClusterOrderSystem(runner, cluster.bootstrap_servers, TOPIC, read_model_url)
         yield system.start()
