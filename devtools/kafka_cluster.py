@@ -195,11 +195,14 @@ class KafkaCluster:
     # -- partitions -------------------------------------------------------------------------
 
     @contextmanager
-    def admin(self, client_id: str = "kafka-cluster-probe") -> Iterator[Any]:
-        """A kafka-python admin client bootstrapped from the running nodes."""
+    def admin(
+        self, client_id: str = "kafka-cluster-probe", node: ClusterNode | None = None
+    ) -> Iterator[Any]:
+        """A kafka-python admin client bootstrapped from the running nodes (or one node)."""
         from kafka import KafkaAdminClient  # lazy: the module must import without kafka-python
 
-        servers = [node.bootstrap_servers for node in self.running_nodes()]
+        nodes = [node] if node is not None else self.running_nodes()
+        servers = [member.bootstrap_servers for member in nodes]
         if not servers:
             raise LocalKafkaError("no node of the cluster is running")
         client = KafkaAdminClient(
@@ -222,6 +225,30 @@ class KafkaCluster:
             raise LocalKafkaError(f"topic {topic} is not described by the cluster: {topics}")
         partitions: list[dict[str, Any]] = found[0]["partitions"]
         return partitions
+
+    def wait_for_topic(self, topic: str, timeout: float = 60) -> None:
+        """Block until every running node's metadata has the topic with a leader per partition.
+
+        A topic just created is known to the controller first; each broker learns of it a
+        moment later, and a client asking that broker meanwhile hears "unknown topic".
+        """
+
+        def known_everywhere() -> bool:
+            for node in self.running_nodes():
+                try:
+                    with self.admin(node=node) as admin:
+                        topics = admin.describe_topics([topic])
+                except Exception:  # a node still starting
+                    return False
+                described = [t for t in topics if t.get("name") == topic]
+                if not described or described[0].get("error_code") != 0:
+                    return False
+                partitions = described[0].get("partitions") or []
+                if not partitions or any(p["leader_id"] < 0 for p in partitions):
+                    return False
+            return True
+
+        wait_until(known_everywhere, timeout, lambda: f"{topic} not known to every node", 0.2)
 
     def leader_counts(self, topic: str) -> dict[int, int]:
         """node id -> how many of the topic's partitions it leads (every node, 0 included)."""

@@ -190,7 +190,8 @@ def _run(
             CLUSTER_PARTITIONS,
             CLUSTER_REPLICATION_FACTOR,
         )
-    except (LocalPostgresError, LocalKafkaError, OSError) as exc:
+        cluster.wait_for_topic(settings.kafka_topic)
+    except (LocalPostgresError, LocalKafkaError, OSError, AssertionError) as exc:
         _say(f"error: {exc}")
         return 1
     if settings.auth_mode == "dev":

@@ -23,6 +23,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     kafka.start()
     try:
         ensure_topic(kafka.bootstrap_servers, TOPIC, 6, 3)
+        kafka.wait_for_topic(TOPIC)
         yield kafka
     finally:
         kafka.stop()
