@@ -11,9 +11,10 @@ COPY command_service ./command_service
 COPY query_service ./query_service
 COPY shared ./shared
 COPY ops ./ops
+# The postgres extra: the image also runs on PostgreSQL (the compose profile "cluster").
 # The volumes mount at /data/events, /data/read and /data/auth; creating them here gives them
 # our owner. The otel extra: setting OTEL_EXPORTER_OTLP_ENDPOINT is then enough to export spans.
-RUN pip install '.[otel]' && useradd --system --uid 10001 orders \
+RUN pip install '.[otel,postgres]' && useradd --system --uid 10001 orders \
     && mkdir -p /data/events /data/read /data/auth /data/console \
     && chown -R orders /data
 

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install kafka-jars run test test-fast lint format typecheck check clean bench
+.PHONY: install kafka-jars run run-cluster test test-cluster test-fast lint format typecheck check clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,18 @@ toxiproxy: install
 run: install kafka-jars
 	$(PY) scripts/run_system.py
 
+# The scale-out shape on this machine: PostgreSQL, three Kafka brokers, two command hosts,
+# three projectors, two query APIs and the console (scripts/run_cluster.py).
+run-cluster: install kafka-jars
+	$(PY) scripts/run_cluster.py
+
 # The whole test suite against a real Kafka broker the suite starts itself.
 test: install kafka-jars
 	$(PY) -m pytest
+
+# The scale-out tests (marker `cluster`): three brokers, PostgreSQL, make run-cluster.
+test-cluster: install kafka-jars
+	$(PY) -m pytest -m cluster
 
 # Pure unit tests only: no broker, no files.
 test-fast: install

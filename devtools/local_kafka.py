@@ -243,6 +243,11 @@ logger.config.level = WARN
 class LocalKafka:
     """A single-node KRaft Kafka broker (combined broker+controller) on 127.0.0.1."""
 
+    # The JVM heap; devtools/kafka_cluster.py runs three brokers at once with less each.
+    heap_options: tuple[str, ...] = ("-Xmx512m", "-Xms256m")
+    # The node.id is_ready() looks for among the brokers (a cluster node has its own).
+    node_id: int = NODE_ID
+
     def __init__(
         self,
         port: int,
@@ -307,7 +312,7 @@ class LocalKafka:
         except Exception:  # any client-side failure just means "not ready yet"
             return False
         brokers = cluster.get("brokers") or []
-        if not any(b.get("broker_id") == NODE_ID for b in brokers):
+        if not any(b.get("broker_id") == self.node_id for b in brokers):
             return False
         # Guards against a different broker squatting on our port answering in our place.
         return cluster.get("cluster_id") == self.cluster_id
@@ -337,7 +342,7 @@ class LocalKafka:
         self._format_storage(java, libs)
 
         cmd = [
-            java, "-Xmx512m", "-Xms256m",
+            java, *self.heap_options,
             f"-Dlog4j2.configurationFile={self.log4j_path}",
             "-cp", f"{libs}/*", "kafka.Kafka", str(self.properties_path),
         ]  # fmt: skip
@@ -526,6 +531,10 @@ class LocalKafka:
         self.properties_path.write_text(text)
         self.log4j_path.write_text(_LOG4J2)
 
+    def _storage_cluster_id(self) -> str:
+        """The cluster id a fresh log dir is formatted with (a cluster's nodes share one)."""
+        return _new_cluster_id()
+
     def _format_storage(self, java: str, libs: Path) -> None:
         """Format the KRaft log dir unless it already holds a formatted cluster."""
         if (self.kraft_dir / "meta.properties").exists():
@@ -533,7 +542,7 @@ class LocalKafka:
         cmd = [
             java, f"-Dlog4j2.configurationFile={self.log4j_path}", "-cp", f"{libs}/*",
             "kafka.tools.StorageTool", "format",
-            "-t", _new_cluster_id(), "-c", str(self.properties_path),
+            "-t", self._storage_cluster_id(), "-c", str(self.properties_path),
         ]  # fmt: skip
         if self.secrets is not None:
             cmd += scram_format_arguments(self.secrets)

@@ -108,7 +108,9 @@ def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
 
 def test_the_monitoring_profile_adds_only_prometheus_and_grafana(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    profiled = {name for name, service in services.items() if "profiles" in service}
+    profiled = {
+        name for name, service in services.items() if "monitoring" in service.get("profiles", [])
+    }
     assert profiled == MONITORING_SERVICES
     for name in MONITORING_SERVICES:
         service = services[name]
@@ -174,3 +176,97 @@ def test_grafana_is_anonymous_read_only_with_the_provisioned_pack(compose: dict[
     assert panels
     assert {p["datasource"]["uid"] for p in panels} == {source["uid"]}
     assert env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == f"{dashboards}/orders.json"
+
+
+# The profile "cluster": the scale-out shape of `make run-cluster` (docs/scaling.md).
+CLUSTER_KAFKA = ("cluster-kafka-1", "cluster-kafka-2", "cluster-kafka-3")
+CLUSTER_APP_SERVICES = {
+    "cluster-command-api-1",
+    "cluster-command-api-2",
+    "cluster-command-relay-1",
+    "cluster-command-relay-2",
+    "cluster-query-projector",
+    "cluster-query-api-1",
+    "cluster-query-api-2",
+    "cluster-orders-console",
+}
+
+
+def _in_profile(service: dict[str, Any], profile: str) -> bool:
+    return profile in service.get("profiles", [])
+
+
+def test_the_cluster_profile_is_postgres_three_brokers_and_two_hosts_of_each_side(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    cluster = {name for name, service in services.items() if _in_profile(service, "cluster")}
+    assert cluster == {"cluster-postgres", *CLUSTER_KAFKA, *CLUSTER_APP_SERVICES}
+    # A plain `docker compose up` still starts the single-node shape, and only that.
+    for name in {"auth-keys", "kafka", *APP_SERVICES}:
+        assert "profiles" not in services[name], name
+    assert "healthcheck" in services["cluster-postgres"]
+    assert services["cluster-query-projector"]["deploy"]["replicas"] == 3
+
+
+def test_the_cluster_brokers_form_one_kraft_quorum_with_rf_3_and_min_isr_2(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    brokers = [services[name] for name in CLUSTER_KAFKA]
+    envs = [broker["environment"] for broker in brokers]
+    assert {broker["image"] for broker in brokers} == {services["kafka"]["image"]}
+    assert [env["KAFKA_NODE_ID"] for env in envs] == ["1", "2", "3"]
+    assert len({env["CLUSTER_ID"] for env in envs}) == 1
+    voters = "1@cluster-kafka-1:9093,2@cluster-kafka-2:9093,3@cluster-kafka-3:9093"
+    assert {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in envs} == {voters}
+    assert {env["KAFKA_PROCESS_ROLES"] for env in envs} == {"broker,controller"}
+    for name, env in zip(CLUSTER_KAFKA, envs, strict=True):
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert f"INTERNAL://{name}:19092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert len({broker["volumes"][0] for broker in brokers}) == 3
+    assert all("healthcheck" in broker for broker in brokers)
+
+
+def test_the_cluster_services_share_one_event_log_and_all_three_brokers(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    known = variables_the_code_reads()
+    event_logs = set()
+    for name in CLUSTER_APP_SERVICES:
+        service = services[name]
+        assert service["command"][0] in scripts, name
+        env = service["environment"]
+        unknown = set(env) - known
+        assert not unknown, f"{name} sets variables no code reads: {sorted(unknown)}"
+        assert sorted(env["KAFKA_BOOTSTRAP_SERVERS"].split(",")) == [
+            f"{broker}:19092" for broker in CLUSTER_KAFKA
+        ], name
+        assert env["KAFKA_TOPIC_PARTITIONS"] == "6"
+        assert env["KAFKA_REPLICATION_FACTOR"] == "3"
+        assert env["AUTH_MODE"] == "jwt", name
+        assert "auth:/data/auth:ro" in service["volumes"], name
+        event_logs.add(env["EVENT_STORE_URL"])
+    assert len(event_logs) == 1
+    assert event_logs.pop().startswith("postgresql+psycopg://")
+    for name in ("cluster-command-api-1", "cluster-command-relay-1"):
+        depends = services[name]["depends_on"]
+        assert depends["cluster-postgres"]["condition"] == "service_healthy"
+        assert all(depends[broker]["condition"] == "service_healthy" for broker in CLUSTER_KAFKA)
+
+
+def test_no_two_services_publish_one_host_port_and_the_cluster_binds_loopback(
+    compose: dict[str, Any],
+) -> None:
+    published: dict[str, str] = {}
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            host_side = port.rsplit(":", 1)[0]
+            assert host_side not in published, f"{name} and {published[host_side]}: {port}"
+            published[host_side] = name
+            if _in_profile(service, "cluster"):
+                assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"

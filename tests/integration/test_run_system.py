@@ -41,10 +41,10 @@ EXIT_TIMEOUT_S = 30
 class Supervisor:
     """`python scripts/run_system.py` in its own session, its output collected line by line."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], script: Path = SCRIPT) -> None:
         self._lines: list[str] = []
         self._lock = threading.Lock()
-        argv = [sys.executable, str(SCRIPT)]
+        argv = [sys.executable, str(script)]
         self.process = ServiceProcess("run_system", argv, env, on_line=self._collect).start()
 
     def _collect(self, line: str) -> None:
