@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from command_service.adapters.event_store import EventStore
 from command_service.http.app import create_app
+from devtools.local_postgres import find_pg_bin
 from query_service.read_model.tables import metadata
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
@@ -21,7 +22,7 @@ from tests.integration.query_api_support import LOG, filled_read_model
 from tests.integration.query_support import OrderEventLog, new_read_model
 from tests.support.auth import bearer
 from tests.support.backends import BACKENDS
-from tests.support.postgres import find_pg_bin, throwaway_postgres
+from tests.support.postgres import throwaway_postgres
 from tests.support.processes import HttpService, ServiceRunner
 
 

@@ -6,7 +6,6 @@ free port with trust auth, and is removed when the session ends.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -17,15 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from devtools.ports import accepts_connections, free_port
-
-
-def find_pg_bin() -> Path | None:
-    """The newest installed PostgreSQL server bin folder, or None."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
-    if candidates:
-        return Path(candidates[0]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).resolve().parent if initdb else None
 
 
 @contextmanager
