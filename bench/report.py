@@ -25,6 +25,7 @@ ORDER = (
     "aggregate_load",
     "auth_cost",
     "post_stages",
+    "cluster_scaling",
 )
 TITLES = {
     "append": "1. Event store append (in-process, SQLite WAL, synchronous=FULL)",
@@ -37,6 +38,7 @@ TITLES = {
     "aggregate_load": "6. Aggregate load time by stream length, with and without snapshots",
     "auth_cost": "7. Authentication cost: token verification, POST /orders with and without it",
     "post_stages": "7b. Where POST /orders spends its CPU, stage by stage (in-process)",
+    "cluster_scaling": "9. Scale-out shape: command hosts and projectors on PostgreSQL, 3 brokers",
 }
 Json = dict[str, Any]
 
@@ -830,6 +832,58 @@ def post_stages_section(r: Json) -> str:
     )
 
 
+def cluster_scaling_section(r: Json) -> str:
+    commands, projectors = r["results"]["commands"], r["results"]["projectors"]
+    command_rows = [
+        (
+            run["hosts"],
+            run["connections"],
+            run["rps"],
+            run["errors"],
+            run["p99_ms_worst_host"],
+            run["machine_cores_busy"],
+        )
+        for run in (commands["1_host"], commands["2_hosts"])
+    ]
+    projector_rows = [
+        (
+            run["projectors"],
+            run["events"],
+            run["events_per_s_from_process_start"],
+            run.get("events_per_s_after_first_commit", ""),
+            run["machine_cores_busy"],
+        )
+        for run in (projectors["1_projectors"], projectors["3_projectors"])
+    ]
+    return "\n\n".join(
+        [
+            table(
+                (
+                    "command hosts",
+                    "connections",
+                    "commands/s",
+                    "errors",
+                    "p99 ms",
+                    "machine cores busy",
+                ),
+                command_rows,
+            ),
+            f"2 hosts / 1 host: **{commands['2_hosts_vs_1']}x**",
+            table(
+                (
+                    "projectors",
+                    "events",
+                    "events/s from start",
+                    "events/s after first commit",
+                    "machine cores busy",
+                ),
+                projector_rows,
+            ),
+            f"3 projectors / 1: **{projectors['3_projectors_vs_1']}x** (from process start)",
+        ]
+    )
+
+
 SECTIONS: dict[str, Callable[[Json], str]] = {
     "append": append_section,
     "concurrent_append": concurrent_append_section,
@@ -841,6 +895,7 @@ SECTIONS: dict[str, Callable[[Json], str]] = {
     "aggregate_load": aggregate_section,
     "auth_cost": auth_section,
     "post_stages": post_stages_section,
+    "cluster_scaling": cluster_scaling_section,
 }
 
 

@@ -33,6 +33,7 @@ BENCHMARKS = (
     "relay",
     "freshness",
     "projector",
+    "cluster_scaling",  # starts its own PostgreSQL and 3-broker cluster
 )
 NEEDS_KAFKA = {"pipeline_http", "relay", "freshness", "projector"}
 
