@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,13 +58,23 @@ class ClusterNode(LocalKafka):
         quorum_voters: str,
         cluster_id: str,
         replication_factor: int,
+        host: str = "127.0.0.1",
+        command_prefix: Sequence[str] = (),
+        extra_properties: Mapping[str, str] | None = None,
     ) -> None:
         """Describe the node; nothing starts until start()."""
-        super().__init__(port=port, data_dir=data_dir, controller_port=controller_port)
+        super().__init__(
+            port=port,
+            data_dir=data_dir,
+            controller_port=controller_port,
+            host=host,
+            command_prefix=command_prefix,
+        )
         self.node_id = node_id
         self.quorum_voters = quorum_voters
         self.new_cluster_id = cluster_id
         self.replication_factor = replication_factor
+        self.extra_properties = dict(extra_properties or {})
 
     def __repr__(self) -> str:
         return f"ClusterNode({self.node_id}, {self.bootstrap_servers!r})"
@@ -90,6 +100,7 @@ class ClusterNode(LocalKafka):
                 "unclean.leader.election.enable": "false",
             }
         )
+        props.update(self.extra_properties)
         body = "".join(f"{key}={_escape_property(value)}\n" for key, value in props.items())
         self.properties_path.write_text("# Written by kafka_cluster.py on every start.\n" + body)
 
@@ -106,8 +117,16 @@ class KafkaCluster:
         size: int = CLUSTER_SIZE,
         ports: list[int] | None = None,
         controller_ports: list[int] | None = None,
+        hosts: Sequence[str] | None = None,
+        command_prefixes: Sequence[Sequence[str]] | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
-        """Describe the cluster; nothing starts until start()."""
+        """Describe the cluster; nothing starts until start().
+
+        hosts and command_prefixes (one per node) put each node on its own address, e.g. in a
+        network namespace of devtools/netns.py; by default every node is on 127.0.0.1.
+        properties are added to every node's server.properties.
+        """
         if size < 1:
             raise ValueError("a cluster needs at least one node")
         self.data_dir = Path(data_dir).resolve()
@@ -117,8 +136,13 @@ class KafkaCluster:
         )
         if len(ports) != size or len(controller_ports) != size:
             raise ValueError(f"give {size} broker ports and {size} controller ports")
+        hosts = list(hosts) if hosts is not None else ["127.0.0.1"] * size
+        prefixes = list(command_prefixes) if command_prefixes is not None else [()] * size
+        if len(hosts) != size or len(prefixes) != size:
+            raise ValueError(f"give {size} hosts and {size} command prefixes")
         voters = ",".join(
-            f"{node_id}@127.0.0.1:{port}" for node_id, port in enumerate(controller_ports, 1)
+            f"{node_id}@{host}:{port}"
+            for node_id, (host, port) in enumerate(zip(hosts, controller_ports, strict=True), 1)
         )
         # Formatted storage keeps its own id; this one matters only for a fresh data_dir.
         cluster_id = self._recorded_cluster_id() or _new_cluster_id()
@@ -131,9 +155,12 @@ class KafkaCluster:
                 quorum_voters=voters,
                 cluster_id=cluster_id,
                 replication_factor=min(size, 3),
+                host=host,
+                command_prefix=prefix,
+                extra_properties=properties,
             )
-            for node_id, (port, controller_port) in enumerate(
-                zip(ports, controller_ports, strict=True), 1
+            for node_id, (port, controller_port, host, prefix) in enumerate(
+                zip(ports, controller_ports, hosts, prefixes, strict=True), 1
             )
         ]
 

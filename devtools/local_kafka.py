@@ -256,11 +256,19 @@ class LocalKafka:
         log_path: Path | None = None,
         security: SecureKafka | None = None,
         proxied_listeners: Sequence[ProxiedListener] = (),
+        host: str = "127.0.0.1",
+        command_prefix: Sequence[str] = (),
     ) -> None:
-        """Describe the broker; nothing starts until start()."""
+        """Describe the broker; nothing starts until start().
+
+        host is the address its listeners bind and advertise; command_prefix goes before the
+        java command (e.g. `ip netns exec NS` from devtools/netns.py, where host lives).
+        """
         if security is not None and proxied_listeners:
             raise LocalKafkaError("proxied listeners are plaintext; a secure broker has none")
         self.proxied_listeners = tuple(proxied_listeners)
+        self.host = host
+        self.command_prefix = tuple(command_prefix)
         self.port = port
         self.data_dir = Path(data_dir).resolve()
         self.controller_port = controller_port if controller_port is not None else free_port()
@@ -281,7 +289,7 @@ class LocalKafka:
     @property
     def bootstrap_servers(self) -> str:
         """The address clients connect to."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -305,7 +313,7 @@ class LocalKafka:
 
     def is_ready(self, timeout: float = 5.0) -> bool:
         """Whether this broker answers a metadata request and lists itself."""
-        if not self.is_running or not accepts_connections(self.port):
+        if not self.is_running or not accepts_connections(self.port, self.host):
             return False
         try:
             cluster = _describe_cluster(self.bootstrap_servers, timeout, self._probe_options())
@@ -342,7 +350,7 @@ class LocalKafka:
         self._format_storage(java, libs)
 
         cmd = [
-            java, *self.heap_options,
+            *self.command_prefix, java, *self.heap_options,
             f"-Dlog4j2.configurationFile={self.log4j_path}",
             "-cp", f"{libs}/*", "kafka.Kafka", str(self.properties_path),
         ]  # fmt: skip
@@ -493,11 +501,11 @@ class LocalKafka:
         props = {
             "process.roles": "broker,controller",
             "node.id": str(NODE_ID),
-            "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{self.controller_port}",
+            "controller.quorum.voters": f"{NODE_ID}@{self.host}:{self.controller_port}",
             "listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+                f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
             ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
