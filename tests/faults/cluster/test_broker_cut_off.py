@@ -3,9 +3,10 @@ network namespace's link goes down, devtools/netns.py), under load from several 
 healed: the JVM keeps running and believes itself leader, but the controller quorum fences it,
 leaders move to the two others, and once it is back and in sync the read model holds every
 acknowledged command exactly once. Unlike a kill, nothing answers: connections to it just hang.
-Once the cut-off node was the active controller, the other brokers' ISR changes waited on their
-connection to it for controller.socket.timeout.ms (30 s by default, then again) and acks=all
-writes stalled past a minute; the cluster here uses 5 s.
+In one early run (the default controller.socket.timeout.ms of 30 s) the cut-off node was the
+active controller and another broker's channel for ISR changes stayed on it until the heal, so
+acks=all writes stalled past the 60 s wait; later runs with the default passed, so the 5 s used
+here is a precaution against that, not a proven fix.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def cluster(
         hosts=[network.address[name] for name in NODES],
         command_prefixes=[network.command_prefix(name) for name in NODES],
         # A broker's requests to the controller (ISR changes) wait this long on a connection
-        # to the cut-off one, which never answers nor resets (default 30 s): see the docstring.
+        # to a cut-off one, which neither answers nor resets (default 30 s): see the docstring.
         properties={"controller.socket.timeout.ms": "5000"},
     )
     kafka.start()
