@@ -25,7 +25,9 @@ from tests.support.fault_report import finish_scenario
 from tests.support.faults import SteadyWorkload, published_position, wait_for_load
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.cluster
+# Unsettled: 1 of 4 runs failed with the relay stuck over 60 s while the cut broker was the
+# active controller; the cause is not confirmed (see the module docstring). make test-unsettled.
+pytestmark = [pytest.mark.cluster, pytest.mark.unsettled]
 
 CLIENTS = 6
 ORDERS = 240
