@@ -28,7 +28,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import OperationalError
 
+from command_service.adapters.event_store.backend import unavailable
 from shared.infra.db import UTCDateTime, create_tables
 
 PURGE_CHANCE = 0.01  # expired rows are deleted now and then, not on every write
@@ -88,8 +90,11 @@ class IdempotencyKeys:
             .where(idempotency_keys.c.expires_at > datetime.now(UTC))
         )
         if conn is None:
-            with self.engine.connect() as own:
-                row = own.execute(query).mappings().first()
+            try:
+                with self.engine.connect() as own:
+                    row = own.execute(query).mappings().first()
+            except OperationalError as exc:  # the database is down or restarting: a 503
+                raise unavailable(exc) from exc
         else:
             row = conn.execute(query).mappings().first()
         if row is None:

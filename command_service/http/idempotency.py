@@ -25,6 +25,7 @@ from flask import Response, current_app, g, request
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from command_service.adapters.event_store import EventStoreUnavailable
 from command_service.adapters.idempotency_store import IdempotencyKeys, StoredResponse, scoped_key
 from shared.http.auth import current_principal
 from shared.http.errors import Problem
@@ -118,7 +119,7 @@ def recorder_for(render: Callable[[Any], Response]) -> IdempotencyClaim | None:
 def _lookup_quietly(keys: IdempotencyKeys, key: str) -> StoredResponse | None:
     try:
         return keys.lookup(key)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, EventStoreUnavailable):
         return None  # the database is the problem; let the original error answer
 
 

@@ -222,3 +222,18 @@ def test_scoped_keys_do_not_collide_where_a_concatenation_would() -> None:
     assert scoped_key("a:b", "c") != scoped_key("a", "b:c")
     assert scoped_key("a", "bc") != scoped_key("ab", "c")
     assert scoped_key("alice", "k") == scoped_key("alice", "k")
+
+
+def test_a_key_lookup_while_the_database_is_down_is_unavailable_not_an_error() -> None:
+    """Found by the cluster's PostgreSQL restart: every command carries a key, and the lookup
+    before it raised the driver's error (a 500) where the append answers 503."""
+    from sqlalchemy import create_engine
+
+    from command_service.adapters.event_store import EventStoreUnavailable
+    from command_service.adapters.idempotency_store import IdempotencyKeys
+    from devtools.ports import free_port
+
+    nobody_listens = f"postgresql+psycopg://orders@127.0.0.1:{free_port()}/orders"
+    keys = IdempotencyKeys(create_engine(nobody_listens, connect_args={"connect_timeout": 2}), 60)
+    with pytest.raises(EventStoreUnavailable, match="connection"):
+        keys.lookup(scoped_key("alice", "k-1"))
