@@ -175,7 +175,8 @@ def test_a_min_version_the_projection_never_reaches(make_client: Callable[..., C
 
 
 def test_too_many_waiting_reads(system: OrderSystem, make_client: Callable[..., Client]) -> None:
-    # A query API that lets one min_version wait in at a time, each waiting up to 5 s.
+    # A query API that lets one min_version wait in at a time, each waiting up to 5 s: one
+    # worker, as the limit is per process (two workers would let one reader into each).
     narrow = system.runner.start_http(
         "query-api-narrow",
         "query-api",
@@ -183,6 +184,7 @@ def test_too_many_waiting_reads(system: OrderSystem, make_client: Callable[..., 
         "QUERY_API_HOST",
         "QUERY_API_PORT",
         **system.query_env(),
+        QUERY_API_WORKERS="1",
         READ_YOUR_WRITES_MAX_WAITERS="1",
         READ_YOUR_WRITES_MAX_WAIT_MS="5000",
     )
