@@ -25,6 +25,7 @@ from shared.infra.auth_setup import service_token
 from shared.infra.config import Settings
 from shared.infra.kafka import create_consumer, ensure_topic
 from shared.infra.metrics_dir import claim_metrics_dir
+from shared.infra.schema_startup import create_schema_when_reachable
 from shared.infra.structured_logging import configure_logging
 from shared.infra.tracing import configure_tracing
 
@@ -100,7 +101,6 @@ def main(argv: list[str] | None = None) -> None:
     from query_service.http.metrics import ProjectorMetrics
 
     engine = create_read_model_engine(settings.read_model_url)
-    create_read_model_schema(engine)
     session_timeout_ms = args.session_timeout_ms or settings.projector_session_timeout_ms
     overrides = group_timeouts(session_timeout_ms)
     options = ProjectorOptions(
@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        projector.run(stop)
+        if create_schema_when_reachable(
+            lambda: create_read_model_schema(engine), stop.is_set, stop.wait
+        ):
+            projector.run(stop)
     finally:
         engine.dispose()
 

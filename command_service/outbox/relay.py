@@ -23,13 +23,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from command_service.adapters.event_store import EventStore, EventStoreUnavailable
-from command_service.outbox.backoff import Backoff
 from command_service.outbox.lease import LeaseHeartbeat, LeaseLost, RelayLease
 from command_service.outbox.message import send_event
 from command_service.outbox.new_event_probe import NewEventProbe
 from command_service.outbox.publish_span import event_log_ids, publish_span
 from shared.contract.envelope import EventEnvelope
 from shared.infra import kafka as kafka_clients
+from shared.infra.backoff import Backoff
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
 from shared.infra.log_context import log_scope_of

@@ -23,7 +23,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from query_service.projection.events import Event, UnprojectableEvent
 from query_service.projection.parsing import parse_message
 from query_service.projector.applier import ROW_ERRORS, EventApplier, Outcome, ProjectionBatch
-from query_service.projector.backoff import Backoff
 from query_service.projector.batch_report import (
     BatchReport,
     ProjectorObserver,
@@ -46,6 +45,7 @@ from query_service.projector.positions import (
     rewind,
 )
 from query_service.read_model.order_writer import save_positions
+from shared.infra.backoff import Backoff
 from shared.infra.db import write_transaction
 from shared.infra.log_context import bind_log_scope, unbind_log_scope
 from shared.infra.tracing import current_tracing

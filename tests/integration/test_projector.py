@@ -376,6 +376,35 @@ def test_a_killed_projector_restarts_where_the_read_model_says_and_counts_nothin
     assert ReadViews(engine).parked_count() == 0
 
 
+def test_a_projector_started_before_its_database_is_reachable_waits_for_it(
+    kafka_bootstrap: str, kafka_topic: str, tmp_path: Path
+) -> None:
+    log = sample_log(orders=20, customers=3)
+    database = tmp_path / "read.db"
+    database.mkdir()  # SQLite cannot open a directory: the database is unreachable
+    env = {
+        **_subprocess_env(tmp_path),
+        "READ_MODEL_URL": f"sqlite:///{database}",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_TOPIC": kafka_topic,
+        "KAFKA_GROUP_ID": "projector-late-database-test",
+    }
+    argv = [*console_script("query-projector", "query_service.projector_main")]
+    projector = ServiceProcess("projector", argv, env, tmp_path / "projector.log")
+    sent = produce(kafka_bootstrap, kafka_topic, log.envelopes)
+    try:
+        projector.start()
+        projector.wait_for_output("creating the schema failed; retrying")
+        assert projector.is_running, projector.tail()
+        database.rmdir()
+        engine = new_read_model(f"sqlite:///{database}")
+        wait_consumed(engine, kafka_topic, sent, timeout=60)
+        assert projector.stop() == 0
+    finally:
+        projector.stop()
+    assert ReadViews(engine).parked_count() == 0
+
+
 def _subprocess_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(PYTHONUNBUFFERED="1", DATA_DIR=str(tmp_path), LOG_LEVEL="INFO")
