@@ -19,13 +19,11 @@ own settings (DATA_DIR, AUTH_MODE, KAFKA_TOPIC, ...) as for `make run`.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 
 from sqlalchemy import Engine
 
@@ -43,8 +41,7 @@ from devtools.local_postgres import (  # noqa: E402
     install_hint,
     install_server_package,
 )
-from devtools.ports import accepts_connections  # noqa: E402
-from devtools.processes import ServiceGroup, ServiceProcess, console_script  # noqa: E402
+from devtools.processes import ServiceGroup  # noqa: E402
 from scripts.cluster_checks import (  # noqa: E402
     brokers_missing,
     group_members,
@@ -57,20 +54,26 @@ from scripts.cluster_layout import (  # noqa: E402
     CLUSTER_REPLICATION_FACTOR,
     PROJECTORS,
     ClusterLayout,
-    ServiceSpec,
 )
-from scripts.run_system import _console, service_env, write_admin_token  # noqa: E402
+from scripts.launch import (  # noqa: E402
+    STOP_TIMEOUT_S,
+    first_exited,
+    first_taken,
+    say,
+    service_env,
+    start_service,
+    stop_requested,
+    stop_services,
+    write_admin_token,
+)
 from shared.infra.config import Settings  # noqa: E402
 from shared.infra.db import create_database_engine  # noqa: E402
 from shared.infra.kafka import ensure_topic  # noqa: E402
 
 HEALTH_TIMEOUT_S = 240.0
-STOP_TIMEOUT_S = 20.0
 PROGRESS_EVERY_S = 10.0
 EVENT_DATABASE = "orders_events"
 READ_MODEL_DATABASE = "orders_read_model"
-
-_say = _console.say
 
 
 def _ports(env: Mapping[str, str], name: str, default: str, count: int) -> tuple[int, ...]:
@@ -84,31 +87,14 @@ def _ports(env: Mapping[str, str], name: str, default: str, count: int) -> tuple
 def _postgres_bin() -> Path | None:
     """The server binaries; installed with apt-get first when missing and we are root."""
     if find_pg_bin() is None:
-        _say("PostgreSQL's server binaries are missing; trying apt-get (as root only)")
+        say("PostgreSQL's server binaries are missing; trying apt-get (as root only)")
         install_server_package()
     return find_pg_bin()
 
 
-def _start(spec: ServiceSpec) -> ServiceProcess:
-    """Start one service in its own session (so a terminal's Ctrl-C reaches only us)."""
-    service = ServiceProcess(
-        spec.name, console_script(spec.script), spec.env, on_line=_console.printer(spec.name)
-    )
-    service.start()
-    _say(f"started {spec.name} (pid {service.pid})")
-    return service
-
-
 def main() -> int:
     """Run everything until interrupted; exit 1 if a service died or the system never came up."""
-    stopping = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-
+    stopping = stop_requested()
     env = service_env(os.environ)
     data_dir = Path(env.get("DATA_DIR") or "data")
     pg_port = int(env.get("POSTGRES_PORT") or 5433)
@@ -126,40 +112,34 @@ def main() -> int:
         data_dir=data_dir,
     )
     api_urls = [*layout.command_urls, *layout.query_urls, layout.console_url]
-    for url in api_urls:
-        # Otherwise a leftover from an earlier run would pass our health check in its place.
-        if accepts_connections(int(url.rsplit(":", 1)[1])):
-            _say(f"error: something already answers on {url}; stop it or choose another port")
-            return 1
+    taken = first_taken(api_urls)
+    if taken is not None:
+        say(f"error: something already answers on {taken}; stop it or choose another port")
+        return 1
     pg_bin = _postgres_bin()
     if pg_bin is None:
-        _say(f"error: PostgreSQL is not installed; {install_hint()}, then make run-cluster")
+        say(f"error: PostgreSQL is not installed; {install_hint()}, then make run-cluster")
         return 1
 
     postgres = LocalPostgres(pg_dir, pg_port, pg_bin)
     cluster = KafkaCluster(
         kafka_dir, ports=list(kafka_ports), controller_ports=list(controller_ports)
     )
-    services = ServiceGroup(stop_timeout=STOP_TIMEOUT_S, report=_say)
+    services = ServiceGroup(stop_timeout=STOP_TIMEOUT_S, report=say)
     started: list[str] = []
     exit_code = 1
     try:
         exit_code = _run(postgres, cluster, services, layout, env, started, stopping)
     finally:
-        _say("stopping the system")
-        # All at once is safe: each service finishes its current unit of work and resumes from
-        # its stored position (relay: the event log; projector: the read model) on next start.
-        if not services.stop_all(together=True):
+        if not stop_services(services):
             exit_code = 1
-        for service in services.services:
-            service.join_output()  # so the services' last lines come before ours
         if "kafka" in started:
-            _say("stopping the Kafka brokers")
+            say("stopping the Kafka brokers")
             cluster.stop()
         if "postgres" in started:
-            _say("stopping PostgreSQL")
+            say("stopping PostgreSQL")
             postgres.stop()
-    _say(f"system stopped (exit code {exit_code})")
+    say(f"system stopped (exit code {exit_code})")
     return exit_code
 
 
@@ -174,12 +154,12 @@ def _run(
 ) -> int:
     """Start PostgreSQL, the brokers and the services (noting each in `started`); supervise."""
     try:
-        _say(f"starting PostgreSQL on 127.0.0.1:{postgres.port} (log: {postgres.log_path})")
+        say(f"starting PostgreSQL on 127.0.0.1:{postgres.port} (log: {postgres.log_path})")
         postgres.start()
         started.append("postgres")
         for database in (EVENT_DATABASE, READ_MODEL_DATABASE):
             postgres.create_database(database)
-        _say(f"starting 3 Kafka brokers on {cluster.bootstrap_servers} ({cluster.data_dir})")
+        say(f"starting 3 Kafka brokers on {cluster.bootstrap_servers} ({cluster.data_dir})")
         # Noted first: a start that fails half-way kills the nodes it started.
         started.append("kafka")
         cluster.start()
@@ -192,14 +172,14 @@ def _run(
         )
         cluster.wait_for_topic(settings.kafka_topic)
     except (LocalPostgresError, LocalKafkaError, OSError, AssertionError) as exc:
-        _say(f"error: {exc}")
+        say(f"error: {exc}")
         return 1
     if settings.auth_mode == "dev":
-        _say(f"admin token (scope admin, 12 h): {write_admin_token(layout.shared_env(env))}")
+        say(f"admin token (scope admin, 12 h): {write_admin_token(layout.shared_env(env))}")
     for spec in layout.services(env):
         if stopping.is_set():
             return 0
-        services.add(_start(spec))
+        services.add(start_service(spec.name, spec.script, spec.env))
     return _supervise(services, layout, cluster, settings, stopping)
 
 
@@ -218,24 +198,22 @@ def _supervise(
     reported_brokers: set[int] = set()
     try:
         while not stopping.is_set():
-            for service in services.services:
-                if not service.is_running:
-                    _say(f"error: {service.name} exited with code {service.returncode}")
-                    return 1
+            if first_exited(services) is not None:
+                return 1
             for node in cluster.nodes:
                 if not node.is_running and node.node_id not in reported_brokers:
-                    _say(f"warning: Kafka broker {node.node_id} exited (log {node.log_path})")
+                    say(f"warning: Kafka broker {node.node_id} exited (log {node.log_path})")
                     reported_brokers.add(node.node_id)
             if not up:
                 waiting = _waiting_for(services, layout, cluster, settings, engine)
                 if not waiting[0]:
                     up = True
-                    _say(_system_up_line(layout, cluster, waiting[1]))
+                    say(_system_up_line(layout, cluster, waiting[1]))
                 elif time.monotonic() >= deadline:
-                    _say(f"error: not up within {HEALTH_TIMEOUT_S:g}s; waiting for {waiting[0]}")
+                    say(f"error: not up within {HEALTH_TIMEOUT_S:g}s; waiting for {waiting[0]}")
                     return 1
                 elif time.monotonic() >= next_progress:
-                    _say(f"waiting for {waiting[0]}")
+                    say(f"waiting for {waiting[0]}")
                     next_progress = time.monotonic() + PROGRESS_EVERY_S
             stopping.wait(0.5 if up else 0.3)
         return 0

@@ -17,7 +17,7 @@ import requests
 
 from devtools.ports import accepts_connections, free_port
 from devtools.waiting import wait_until
-from tests.integration.test_run_system import ORDER, Supervisor, _process_group_alive
+from tests.support.run_script import ORDER, Supervisor, own_environment, process_group_alive
 
 pytestmark = pytest.mark.cluster
 
@@ -52,23 +52,7 @@ def cluster_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     # As root, PostgreSQL runs as the postgres user, who cannot enter pytest's private tmp_path.
     pg_parent = Path(tempfile.mkdtemp(prefix="run-cluster-pg-"))
     pg_parent.chmod(0o711)
-    env = dict(os.environ)
-    for name in (
-        "EVENT_STORE_URL",
-        "READ_MODEL_URL",
-        "COMMAND_API_URL",
-        "QUERY_API_URL",
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "CONSOLE_TOKEN_FILE",
-        "COMMAND_API_TOKEN_FILE",
-        "AUTH_MODE",
-        "AUTH_ISSUER",
-        "AUTH_AUDIENCE",
-        "AUTH_JWKS_URL",
-        "AUTH_PUBLIC_KEY_FILE",
-        "AUTH_ALGORITHMS",
-    ):
-        env.pop(name, None)
+    env = own_environment(os.environ)
     env.update(
         DATA_DIR=str(tmp_path / "data"),
         POSTGRES_PORT=str(free_port()),
@@ -201,9 +185,9 @@ def test_every_instance_answers_a_broker_kill_is_survived_and_ctrl_c_stops_all(
     os.kill(supervisor.process.pid, signal.SIGINT)
     assert supervisor.wait_exit(EXIT_TIMEOUT_S) == 0, supervisor.output()
     wait_until(
-        lambda: not any(_process_group_alive(pid) for pid in pids.values()),
+        lambda: not any(process_group_alive(pid) for pid in pids.values()),
         10,
-        lambda: f"left running: {[n for n, p in pids.items() if _process_group_alive(p)]}",
+        lambda: f"left running: {[n for n, p in pids.items() if process_group_alive(p)]}",
     )
     everything_else = {**brokers, "postgres": postgres}
     left = [name for name, pid in everything_else.items() if _alive(pid)]

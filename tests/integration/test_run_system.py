@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,119 +13,25 @@ import pytest
 import requests
 
 from devtools.ports import accepts_connections, free_port
-from devtools.processes import ServiceProcess
 from devtools.waiting import wait_until
-from scripts.run_system import service_env
+from scripts.launch import service_env
+from tests.support.run_script import ORDER, Supervisor, own_environment, process_group_alive
 
 pytestmark = pytest.mark.kafka
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "run_system.py"
 SERVICES = ("command-api", "command-relay", "query-api", "query-projector", "orders-console")
-STARTED_LINE = re.compile(r"^started (\S+) \(pid (\d+)\)$")
-ORDER = {
-    "customer_id": "c-1",
-    "lines": [{"product_id": "p-1", "quantity": 2, "unit_price": "9.99"}],
-}
 # Generous: under a loaded CI machine four Python services and gunicorn workers start slowly.
 SYSTEM_UP_TIMEOUT_S = 90
 ADMIN_TOKEN_LINE = "admin token (scope admin, 12 h): "
 EXIT_TIMEOUT_S = 30
 
 
-class Supervisor:
-    """`python scripts/run_system.py` in its own session, its output collected line by line."""
-
-    def __init__(self, env: dict[str, str], script: Path = SCRIPT) -> None:
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-        argv = [sys.executable, str(script)]
-        self.process = ServiceProcess("run_system", argv, env, on_line=self._collect).start()
-
-    def _collect(self, line: str) -> None:
-        with self._lock:
-            self._lines.append(line)
-
-    def lines(self) -> list[str]:
-        with self._lock:
-            return list(self._lines)
-
-    def output(self) -> str:
-        return "\n".join(self.lines()) or "<no output>"
-
-    def wait_for_line(self, prefix: str, timeout: float) -> str:
-        """The first line starting with prefix; fails at once if the supervisor exits first."""
-
-        def found() -> str | None:
-            exited = not self.process.is_running
-            line = next((line for line in self.lines() if line.startswith(prefix)), None)
-            if line is None and exited:
-                raise AssertionError(
-                    f"run_system exited with {self.process.returncode} before printing "
-                    f"{prefix!r}:\n{self.output()}"
-                )
-            return line
-
-        return wait_until(found, timeout, lambda: f"no {prefix!r} line:\n{self.output()}", 0.1)
-
-    def child_pids(self) -> dict[str, int]:
-        """name -> pid, from the "started <name> (pid N)" lines."""
-        matches = (STARTED_LINE.match(line) for line in self.lines())
-        return {m.group(1): int(m.group(2)) for m in matches if m is not None}
-
-    def wait_exit(self, timeout: float) -> int:
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"run_system still running {timeout:.0f}s later:\n{self.output()}"
-            ) from None
-        self.process.join_output(timeout=5)  # the last lines, for the assertions and the report
-        return code
-
-    def kill_everything(self) -> None:
-        """Teardown after a failure: no supervisor, service or gunicorn worker may outlive it."""
-        for pgid in (self.process.pid, *self.child_pids().values()):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(10)
-
-
-def _process_group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else (a recycled id)
-        return True
-    return True
-
-
 @pytest.fixture
 def system_env(kafka_bootstrap: str, kafka_topic: str, tmp_path: Path) -> dict[str, str]:
     """An environment for run_system.py: the suite's broker, a fresh topic, free ports."""
-    env = dict(os.environ)
-    # Nothing inherited may point this run at another database, command API or identity
-    # provider: the run's own default, AUTH_MODE=dev with a key in DATA_DIR, is under test.
-    for name in (
-        "EVENT_STORE_URL",
-        "READ_MODEL_URL",
-        "COMMAND_API_URL",
-        "COMMAND_API_HOST",
-        "QUERY_API_HOST",
-        "QUERY_API_URL",
-        "CONSOLE_HOST",
-        "CONSOLE_TOKEN_FILE",
-        "COMMAND_API_TOKEN_FILE",
-        "AUTH_MODE",
-        "AUTH_ISSUER",
-        "AUTH_AUDIENCE",
-        "AUTH_JWKS_URL",
-        "AUTH_PUBLIC_KEY_FILE",
-        "AUTH_ALGORITHMS",
-    ):
-        env.pop(name, None)
+    env = own_environment(os.environ)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         KAFKA_TOPIC=kafka_topic,
@@ -150,7 +51,7 @@ def start_system(system_env: dict[str, str]) -> Iterator[Callable[[], Supervisor
     started: list[Supervisor] = []
 
     def start() -> Supervisor:
-        supervisor = Supervisor(system_env)
+        supervisor = Supervisor(system_env, SCRIPT)
         started.append(supervisor)
         return supervisor
 
@@ -169,10 +70,10 @@ def _api_url(env: dict[str, str], port_var: str) -> str:
 def _assert_nothing_left(supervisor: Supervisor, pids: dict[str, int], env: dict[str, str]) -> None:
     """No process of any service's group (gunicorn workers included) runs, no API port answers."""
     wait_until(
-        lambda: not any(_process_group_alive(pid) for pid in pids.values()),
+        lambda: not any(process_group_alive(pid) for pid in pids.values()),
         10,
         lambda: (
-            f"left running: {[n for n, p in pids.items() if _process_group_alive(p)]}\n"
+            f"left running: {[n for n, p in pids.items() if process_group_alive(p)]}\n"
             + supervisor.output()
         ),
     )
