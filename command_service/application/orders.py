@@ -10,7 +10,6 @@ import functools
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from command_service.adapters.event_codec import decode
 from command_service.adapters.event_feed import feed_page_json
@@ -24,6 +23,12 @@ from command_service.application import access
 from command_service.application.as_of import AsOf, state_events
 from command_service.application.commands import CommandContext, new_events
 from command_service.application.contention import pause_before_retry
+from command_service.application.order_results import CommandResult, movement_of, result_of
+from command_service.application.order_versions import (
+    ExpectedVersion,
+    VersionConflict,
+    unmet_version,
+)
 from command_service.application.snapshots import SnapshottingLoader
 from command_service.application.state_codecs import ACCOUNT_STATE, ORDER_STATE
 from command_service.domain import account as account_domain
@@ -37,56 +42,6 @@ from command_service.domain.errors import (
 )
 from shared.contract.envelope import EventEnvelope
 from shared.contract.principal import Principal
-
-
-@dataclass(frozen=True)
-class AccountMovement:
-    """Money a command moved: the account's new version and balance."""
-
-    customer_id: str
-    version: int
-    balance_cents: int
-    amount_cents: int
-    kind: str  # "debit" or "credit"
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """What a successful command reports back: the order's new version and log position."""
-
-    order_id: str
-    version: int
-    position: int
-    status: str
-    replayed: bool = False
-    account: AccountMovement | None = None
-
-
-ExpectedVersion = int | frozenset[int] | None
-"""The version the client says the order is at; several (given in more than one place) must
-all hold, so differing ones never do; None for any version."""
-
-
-def unmet_version(expected: ExpectedVersion, version: int) -> int | None:
-    """The smallest expected version an order at `version` does not meet, or None."""
-    wanted = {expected} if isinstance(expected, int) else (expected or frozenset())
-    return min((v for v in wanted if v != version), default=None)
-
-
-class VersionConflict(Exception):
-    """The order is not at the version the client expected (or changed under us repeatedly)."""
-
-    def __init__(
-        self, order_id: str, expected: int | None, current_version: int, current_status: str
-    ) -> None:
-        wanted = "" if expected is None else f", expected version {expected}"
-        super().__init__(
-            f"order {order_id!r} is at version {current_version} ({current_status}){wanted}"
-        )
-        self.order_id = order_id
-        self.expected = expected
-        self.current_version = current_version
-        self.current_status = current_status
 
 
 class OrderService:
@@ -110,7 +65,7 @@ class OrderService:
         events = self._new_events(domain.decide(None, command), ctx, fingerprint)
 
         def placed(appended: list[EventEnvelope]) -> CommandResult:
-            return _result(command.order_id, appended, domain.OrderStatus.PLACED)
+            return result_of(command.order_id, appended, domain.OrderStatus.PLACED)
 
         # Append first, read only on a clash: a new id is the common case, and the append's
         # version check (under the write lock) is the one that counts anyway.
@@ -216,8 +171,8 @@ class OrderService:
                 status: str = final.status,
                 decision: payments.Decision = decision,
             ) -> CommandResult:
-                movement = _movement(decision, appended)
-                return _result(command.order_id, appended, status, movement)
+                movement = movement_of(decision, appended)
+                return result_of(command.order_id, appended, status, movement)
 
             try:
                 appended = self.store.append_streams(appends, ctx.append_hook(outcome))
@@ -285,28 +240,3 @@ def command_fingerprint(command: domain.PlaceOrder) -> str:
     }
     canonical = json.dumps(content, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _result(
-    order_id: str,
-    appended: list[EventEnvelope],
-    status: str,
-    account: AccountMovement | None = None,
-) -> CommandResult:
-    # The order's version, but the position of the command's last event in the log (a debit
-    # or refund is appended after the order's event).
-    version = max(e.version for e in appended if e.stream_id == order_id)
-    position = max(e.position for e in appended)
-    return CommandResult(order_id, version, position, str(status), account=account)
-
-
-def _movement(decision: payments.Decision, appended: list[EventEnvelope]) -> AccountMovement | None:
-    for event in decision.account_events:
-        if isinstance(event, account_domain.AccountDebited | account_domain.AccountCredited):
-            stream = account_domain.account_stream(event.customer_id)
-            version = max(e.version for e in appended if e.stream_id == stream)
-            kind = "debit" if isinstance(event, account_domain.AccountDebited) else "credit"
-            return AccountMovement(
-                event.customer_id, version, event.balance_cents, event.amount_cents, kind
-            )
-    return None

@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from command_service.application.orders import CommandResult, OrderService
+from command_service.application.order_results import CommandResult
+from command_service.application.orders import OrderService
 from command_service.domain import order as domain
 from command_service.domain.order import price_to_cents
 from command_service.http.command_results import (

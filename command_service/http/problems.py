@@ -14,7 +14,7 @@ from command_service.adapters.event_store import EventStoreUnavailable
 from command_service.application.access import NotPermitted
 from command_service.application.accounts import AccountContention
 from command_service.application.as_of import NotAtThatPoint
-from command_service.application.orders import VersionConflict
+from command_service.application.order_versions import VersionConflict
 from command_service.domain.errors import (
     AccountAlreadyExists,
     AccountNotFound,

@@ -10,7 +10,7 @@ from typing import Any
 from flask import request
 
 from command_service.application.as_of import AsOf
-from command_service.application.orders import ExpectedVersion
+from command_service.application.order_versions import ExpectedVersion
 from shared.http.errors import Problem
 
 

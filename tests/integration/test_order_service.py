@@ -10,7 +10,8 @@ import pytest
 from command_service.adapters.event_store import EventStore
 from command_service.application.accounts import AccountService
 from command_service.application.commands import CommandContext
-from command_service.application.orders import OrderService, VersionConflict
+from command_service.application.order_versions import VersionConflict
+from command_service.application.orders import OrderService
 from command_service.domain.account import DepositFunds, OpenAccount
 from command_service.domain.errors import InvalidTransition
 from command_service.domain.order import (
