@@ -9,7 +9,8 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from devtools.kafka_cluster import KafkaCluster
 from shared.infra.config import Settings
-from shared.infra.kafka import create_producer, ensure_topic
+from shared.infra.kafka import create_producer
+from tests.support.cluster_system import running_with_topic
 
 pytestmark = pytest.mark.cluster
 
@@ -19,14 +20,8 @@ TOPIC = "cluster.events"
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     """Three brokers on free ports, the topic as make run-cluster makes it; stopped after."""
-    kafka = KafkaCluster(tmp_path_factory.mktemp("kafka-cluster"))
-    kafka.start()
-    try:
-        ensure_topic(kafka.bootstrap_servers, TOPIC, 6, 3)
-        kafka.wait_for_topic(TOPIC)
+    with running_with_topic(KafkaCluster(tmp_path_factory.mktemp("kafka-cluster")), TOPIC) as kafka:
         yield kafka
-    finally:
-        kafka.stop()
 
 
 def _send(cluster: KafkaCluster, count: int) -> None:

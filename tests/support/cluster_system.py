@@ -7,14 +7,32 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from devtools.kafka_cluster import KafkaCluster
+from scripts.cluster_layout import CLUSTER_PARTITIONS, CLUSTER_REPLICATION_FACTOR
+from shared.infra.kafka import ensure_topic
 from tests.support.order_system import OrderSystem
 from tests.support.processes import HttpService, ServiceProcess, ServiceRunner
 
 COMMAND_HOSTS = 2
 PROJECTORS = 3
+
+
+@contextmanager
+def running_with_topic(cluster: KafkaCluster, topic: str) -> Iterator[KafkaCluster]:
+    """`cluster` started, with `topic` as make run-cluster makes it (6 partitions, RF 3)."""
+    cluster.start()
+    try:
+        ensure_topic(
+            cluster.bootstrap_servers, topic, CLUSTER_PARTITIONS, CLUSTER_REPLICATION_FACTOR
+        )
+        cluster.wait_for_topic(topic)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 class PostgresServiceRunner(ServiceRunner):

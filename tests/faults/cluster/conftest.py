@@ -12,8 +12,11 @@ import pytest
 from devtools.kafka_cluster import KafkaCluster
 from devtools.local_postgres import LocalPostgres, find_pg_bin
 from devtools.ports import free_port
-from shared.infra.kafka import ensure_topic
-from tests.support.cluster_system import ClusterOrderSystem, PostgresServiceRunner
+from tests.support.cluster_system import (
+    ClusterOrderSystem,
+    PostgresServiceRunner,
+    running_with_topic,
+)
 
 TOPIC = "orders.cluster-faults"
 
@@ -21,14 +24,8 @@ TOPIC = "orders.cluster-faults"
 @pytest.fixture
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     """Three brokers with the topic as make run-cluster makes it (6 partitions, RF 3)."""
-    kafka = KafkaCluster(tmp_path_factory.mktemp("kafka-cluster"))
-    kafka.start()
-    try:
-        ensure_topic(kafka.bootstrap_servers, TOPIC, 6, 3)
-        kafka.wait_for_topic(TOPIC)
+    with running_with_topic(KafkaCluster(tmp_path_factory.mktemp("kafka-cluster")), TOPIC) as kafka:
         yield kafka
-    finally:
-        kafka.stop()
 
 
 @pytest.fixture
