@@ -26,6 +26,7 @@ from devtools.local_kafka import (
     REPO_ROOT,
     LocalKafka,
     LocalKafkaError,
+    ProxiedListener,
     _escape_property,
     _new_cluster_id,
     _read_properties,
@@ -61,6 +62,7 @@ class ClusterNode(LocalKafka):
         host: str = "127.0.0.1",
         command_prefix: Sequence[str] = (),
         extra_properties: Mapping[str, str] | None = None,
+        proxied_listeners: Sequence[ProxiedListener] = (),
     ) -> None:
         """Describe the node; nothing starts until start()."""
         super().__init__(
@@ -69,6 +71,7 @@ class ClusterNode(LocalKafka):
             controller_port=controller_port,
             host=host,
             command_prefix=command_prefix,
+            proxied_listeners=proxied_listeners,
         )
         self.node_id = node_id
         self.quorum_voters = quorum_voters
@@ -120,12 +123,14 @@ class KafkaCluster:
         hosts: Sequence[str] | None = None,
         command_prefixes: Sequence[Sequence[str]] | None = None,
         properties: Mapping[str, str] | None = None,
+        proxied_listeners: Sequence[Sequence[ProxiedListener]] | None = None,
     ) -> None:
         """Describe the cluster; nothing starts until start().
 
         hosts and command_prefixes (one per node) put each node on its own address, e.g. in a
         network namespace of devtools/netns.py; by default every node is on 127.0.0.1.
-        properties are added to every node's server.properties.
+        properties are added to every node's server.properties. proxied_listeners (one list
+        per node) give each node listeners advertised at a fault proxy's port.
         """
         if size < 1:
             raise ValueError("a cluster needs at least one node")
@@ -140,6 +145,9 @@ class KafkaCluster:
         prefixes = list(command_prefixes) if command_prefixes is not None else [()] * size
         if len(hosts) != size or len(prefixes) != size:
             raise ValueError(f"give {size} hosts and {size} command prefixes")
+        extra_listeners = list(proxied_listeners) if proxied_listeners is not None else [()] * size
+        if len(extra_listeners) != size:
+            raise ValueError(f"give {size} lists of proxied listeners")
         voters = ",".join(
             f"{node_id}@{host}:{port}"
             for node_id, (host, port) in enumerate(zip(hosts, controller_ports, strict=True), 1)
@@ -158,9 +166,10 @@ class KafkaCluster:
                 host=host,
                 command_prefix=prefix,
                 extra_properties=properties,
+                proxied_listeners=listeners,
             )
-            for node_id, (port, controller_port, host, prefix) in enumerate(
-                zip(ports, controller_ports, hosts, prefixes, strict=True), 1
+            for node_id, (port, controller_port, host, prefix, listeners) in enumerate(
+                zip(ports, controller_ports, hosts, prefixes, extra_listeners, strict=True), 1
             )
         ]
 

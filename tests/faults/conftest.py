@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.toxiproxy import ToxiproxyServer, ToxiproxyUnavailable, install
 from tests.support.fault_report import REPORTS, header
 from tests.support.faults import PROJECTOR_ARGS, stop_started_workloads
 from tests.support.order_system import OrderSystem
@@ -35,6 +36,18 @@ def system(
     """Command API, relay, query API and projector, started; stopped (and logs shown) after."""
     with ServiceRunner(tmp_path) as runner:
         yield OrderSystem(runner, kafka_bootstrap, kafka_topic, PROJECTOR_ARGS).start()
+
+
+@pytest.fixture(scope="module")
+def toxiproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
+    """A Toxiproxy server, built with `go install` on first use."""
+    try:
+        install()
+    except ToxiproxyUnavailable as exc:
+        pytest.skip(f"network faults need Toxiproxy: {exc}")
+    log_path = tmp_path_factory.mktemp("toxiproxy") / "toxiproxy.log"
+    with ToxiproxyServer(log_path) as server:
+        yield server
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

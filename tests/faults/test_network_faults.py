@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from devtools.toxiproxy import Proxy, ToxiproxyServer, ToxiproxyUnavailable, install
+from devtools.toxiproxy import ToxiproxyServer
 from tests.support.fault_report import finish_scenario
 from tests.support.faults import SteadyWorkload, published_position, wait_for_load
 from tests.support.network_faults import (
     LossyCopy,
+    OnEvery,
     ProxiedKafka,
     ProxiedOrderSystem,
     accepted_connections,
@@ -39,18 +40,6 @@ ORDERS = 120
 RATE = 15.0  # orders taken up per second: about 8 s of load, the fault in the middle of it
 FAULT_S = 4.0
 LATENCY_MS = 500
-
-
-@pytest.fixture(scope="module")
-def toxiproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToxiproxyServer]:
-    """A Toxiproxy server, built with `go install` on first use."""
-    try:
-        install()
-    except ToxiproxyUnavailable as exc:
-        pytest.skip(f"network faults need Toxiproxy: {exc}")
-    log_path = tmp_path_factory.mktemp("toxiproxy") / "toxiproxy.log"
-    with ToxiproxyServer(log_path) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -188,24 +177,6 @@ def test_projector_to_kafka_latency(system: ProxiedOrderSystem, started: float) 
     )
 
 
-class OnBothPaths(AbstractContextManager[object]):
-    """One toxic, or a cut, on the relay's and the projector's Kafka proxies at once."""
-
-    def __init__(
-        self, kafka: ProxiedKafka, on_one: Callable[[Proxy], AbstractContextManager[object]]
-    ):
-        self.faults = [on_one(proxy) for proxy in kafka.proxies()]
-
-    def __enter__(self) -> object:
-        for fault in self.faults:
-            fault.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for fault in reversed(self.faults):
-            fault.__exit__(None, None, None)
-
-
 def test_connection_resets_on_both_kafka_paths(
     system: ProxiedOrderSystem, toxiproxy: ToxiproxyServer, started: float
 ) -> None:
@@ -218,7 +189,7 @@ def test_connection_resets_on_both_kafka_paths(
     bursts = 0
     while time.monotonic() < deadline:
         # Every connection that carries a byte in the burst is reset (RST) at once.
-        with OnBothPaths(system.kafka, lambda p: p.toxic("reset_peer", {"timeout": 0})):
+        with OnEvery(system.kafka.proxies(), lambda p: p.toxic("reset_peer", {"timeout": 0})):
             time.sleep(0.2)
         bursts += 1
         time.sleep(0.8)  # between bursts the clients reconnect and go on
@@ -247,7 +218,7 @@ def test_relay_and_projector_cut_off_from_kafka_then_healed(
     workload = steady_load(system, seed=404)
     load = workload.start(CLIENTS)
     wait_for_load(workload, 30)
-    with OnBothPaths(system.kafka, lambda p: p.cut_off()):
+    with OnEvery(system.kafka.proxies(), lambda p: p.cut_off()):
         began = time.monotonic()
         time.sleep(0.5)  # an acknowledgement already on its way when the cut came
         stuck_at = published_position(system)
@@ -272,7 +243,7 @@ def test_kafka_silent_to_relay_and_projector(system: ProxiedOrderSystem, started
     load = workload.start(CLIENTS)
     wait_for_load(workload, 30)
     # A black hole: connections stay open, every byte is dropped; only timeouts notice.
-    with OnBothPaths(system.kafka, lambda p: p.toxic("timeout", {"timeout": 0})):
+    with OnEvery(system.kafka.proxies(), lambda p: p.toxic("timeout", {"timeout": 0})):
         began = time.monotonic()
         time.sleep(0.5)
         stuck_at = published_position(system)
@@ -299,8 +270,8 @@ def test_bandwidth_limit_on_both_kafka_paths(system: ProxiedOrderSystem, started
     acks, published, applied = during_fault(
         system,
         workload,
-        lambda: OnBothPaths(
-            system.kafka,
+        lambda: OnEvery(
+            system.kafka.proxies(),
             lambda p: p.toxic(
                 "bandwidth",
                 {"rate": rate_kb},

@@ -9,6 +9,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.kafka_cluster import KafkaCluster
@@ -19,6 +20,16 @@ from tests.support.processes import HttpService, ServiceProcess, ServiceRunner
 
 COMMAND_HOSTS = 2
 PROJECTORS = 3
+
+
+@dataclass(frozen=True)
+class KafkaPaths:
+    """How the checks, the relays and the projectors reach the cluster (the last two may go
+    through fault proxies)."""
+
+    bootstrap: str
+    relay: str | None = None
+    projector: str | None = None
 
 
 @contextmanager
@@ -51,9 +62,19 @@ class ClusterOrderSystem(OrderSystem):
     """OrderSystem with two command hosts, two relays and three projectors on PostgreSQL."""
 
     def __init__(
-        self, runner: PostgresServiceRunner, bootstrap: str, topic: str, read_model_url: str
+        self,
+        runner: PostgresServiceRunner,
+        bootstrap: str,
+        topic: str,
+        read_model_url: str,
+        relay_bootstrap: str | None = None,
+        projector_bootstrap: str | None = None,
     ) -> None:
+        """bootstrap is for the checks; the relays and projectors may reach Kafka otherwise
+        (through fault proxies)."""
         super().__init__(runner, bootstrap, topic)
+        self.relay_bootstrap = relay_bootstrap or bootstrap
+        self.projector_bootstrap = projector_bootstrap or bootstrap
         self._read_model_url = read_model_url
         self.command_apis: list[HttpService] = []
         self.relays: list[ServiceProcess] = []
@@ -71,7 +92,7 @@ class ClusterOrderSystem(OrderSystem):
         for host in range(1, COMMAND_HOSTS + 1):
             # A short lease, so the standby takes over within seconds if the leader dies.
             relay = self.runner.relay(
-                self.bootstrap, self.topic, name=f"relay-{host}", RELAY_LEASE_SECONDS="3"
+                self.relay_bootstrap, self.topic, name=f"relay-{host}", RELAY_LEASE_SECONDS="3"
             )
             self.relays.append(relay)
         self._relay = self.relays[0]
@@ -89,6 +110,9 @@ class ClusterOrderSystem(OrderSystem):
             # Past its start-up (schema, consumer): a fault injected later finds it running.
             projector.wait_for_output("projector started", 60)
         return self
+
+    def query_env(self) -> dict[str, str]:
+        return super().query_env() | {"KAFKA_BOOTSTRAP_SERVERS": self.projector_bootstrap}
 
     def command_urls(self) -> Callable[[], str]:
         """A client's next command API: the hosts in turn, as a load balancer would."""

@@ -11,16 +11,19 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from devtools.kafka_cluster import CLUSTER_SIZE, KafkaCluster
 from devtools.local_kafka import LocalKafka, ProxiedListener
 from devtools.ports import free_port
 from devtools.toxiproxy import Proxy, ToxiproxyClient, ToxiproxyServer
+from tests.support.cluster_system import running_with_topic
 from tests.support.faults import PROJECTOR_ARGS
 from tests.support.order_system import OrderSystem
 from tests.support.processes import ServiceRunner
@@ -76,6 +79,80 @@ def proxied_kafka(toxiproxy: ToxiproxyClient, data_dir: Path) -> Iterator[Proxie
         for proxy in paths.values():
             with contextlib.suppress(Exception):
                 proxy.delete()
+
+
+@dataclass
+class ProxiedCluster:
+    """A KafkaCluster whose every node has a RELAY and a PROJECTOR listener, each behind a
+    proxy of its own; the checks use the nodes' own listeners."""
+
+    cluster: KafkaCluster
+    relay: list[Proxy]  # relay -> node 1, 2, 3
+    projector: list[Proxy]  # projectors -> node 1, 2, 3
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.bootstrap_servers
+
+    @property
+    def relay_bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{proxy.listen_port}" for proxy in self.relay)
+
+    @property
+    def projector_bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{proxy.listen_port}" for proxy in self.projector)
+
+    def proxies(self) -> list[Proxy]:
+        return [*self.relay, *self.projector]
+
+
+@contextlib.contextmanager
+def proxied_cluster(
+    toxiproxy: ToxiproxyClient, data_dir: Path, topic: str
+) -> Iterator[ProxiedCluster]:
+    """Start a three-node cluster with `topic` as make run-cluster makes it, each node's RELAY
+    and PROJECTOR listeners advertised at their proxies' ports."""
+    paths: dict[str, list[Proxy]] = {"relay": [], "projector": []}
+    per_node: list[list[ProxiedListener]] = []
+    suffix = uuid.uuid4().hex[:6]
+    for node in range(1, CLUSTER_SIZE + 1):
+        listeners = []
+        for name in paths:
+            listener = ProxiedListener(name.upper(), port=free_port(), advertised_port=free_port())
+            listeners.append(listener)
+            paths[name].append(
+                toxiproxy.create_proxy(
+                    f"{name}-node{node}-{suffix}",
+                    upstream=f"127.0.0.1:{listener.port}",
+                    listen=f"127.0.0.1:{listener.advertised_port}",
+                )
+            )
+        per_node.append(listeners)
+    try:
+        with running_with_topic(KafkaCluster(data_dir, proxied_listeners=per_node), topic) as kafka:
+            yield ProxiedCluster(kafka, paths["relay"], paths["projector"])
+    finally:
+        for proxy in [*paths["relay"], *paths["projector"]]:
+            with contextlib.suppress(Exception):
+                proxy.delete()
+
+
+class OnEvery(AbstractContextManager[object]):
+    """One toxic, or a cut, on every one of these proxies at once (removed again after)."""
+
+    def __init__(
+        self, proxies: Iterable[Proxy], on_one: Callable[[Proxy], AbstractContextManager[object]]
+    ):
+        self.faults = [on_one(proxy) for proxy in proxies]
+
+    def __enter__(self) -> object:
+        for fault in self.faults:
+            fault.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for fault in reversed(self.faults):
+            fault.__exit__(None, None, None)
 
 
 def accepted_connections(server: ToxiproxyServer, proxy: Proxy) -> int:

@@ -14,6 +14,7 @@ from devtools.local_postgres import LocalPostgres, find_pg_bin
 from devtools.ports import free_port
 from tests.support.cluster_system import (
     ClusterOrderSystem,
+    KafkaPaths,
     PostgresServiceRunner,
     running_with_topic,
 )
@@ -50,15 +51,28 @@ def cluster_postgres() -> Iterator[LocalPostgres]:
 
 
 @pytest.fixture
+def cluster_paths(cluster: KafkaCluster) -> KafkaPaths:
+    """Every process reaches the brokers directly (a scenario with fault proxies overrides it)."""
+    return KafkaPaths(cluster.bootstrap_servers)
+
+
+@pytest.fixture
 def cluster_system(
     started: float,
     tmp_path: Path,
-    cluster: KafkaCluster,
+    cluster_paths: KafkaPaths,
     cluster_postgres: LocalPostgres,
 ) -> Iterator[ClusterOrderSystem]:
     """Two command hosts, two relays, a query API and three projectors, started."""
     event_store_url = cluster_postgres.url("events")
     read_model_url = cluster_postgres.url("read_model")
     with PostgresServiceRunner(tmp_path, event_store_url) as runner:
-        system = ClusterOrderSystem(runner, cluster.bootstrap_servers, TOPIC, read_model_url)
+        system = ClusterOrderSystem(
+            runner,
+            cluster_paths.bootstrap,
+            TOPIC,
+            read_model_url,
+            relay_bootstrap=cluster_paths.relay,
+            projector_bootstrap=cluster_paths.projector,
+        )
         yield system.start()
