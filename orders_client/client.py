@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from orders_client.command_results import AccountResult, CommandResult, LineItem
 from orders_client.errors import NotFound, ProjectionBehind
@@ -26,6 +25,7 @@ from orders_client.read_model import (
     ProductSales,
     Statement,
 )
+from orders_client.request_params import as_of_params, listing_params, segment
 from orders_client.transport import Answer, Retry, RetryPolicy, Transport
 
 UP_TO_DATE_HEADER = "X-Projection-Up-To-Date"
@@ -99,7 +99,7 @@ class Client:
         body: dict[str, Any] = {"amount_cents": amount_cents}
         if deposit_id is not None:
             body["deposit_id"] = deposit_id
-        path = f"/accounts/{_segment(customer_id)}/deposits"
+        path = f"/accounts/{segment(customer_id)}/deposits"
         answer = self._command("POST", path, body, idempotency_key)
         return AccountResult.from_json(answer.body, answer.replayed)
 
@@ -133,7 +133,7 @@ class Client:
         body: dict[str, Any] = {"status": status}
         if expected_version is not None:
             body["expected_version"] = expected_version
-        path = f"/orders/{_segment(order_id)}/status"
+        path = f"/orders/{segment(order_id)}/status"
         answer = self._command("POST", path, body, idempotency_key)
         return CommandResult.from_json(answer.body, answer.replayed)
 
@@ -151,7 +151,7 @@ class Client:
             body["expected_version"] = expected_version
         if reason is not None:
             body["reason"] = reason
-        path = f"/orders/{_segment(order_id)}"
+        path = f"/orders/{segment(order_id)}"
         answer = self._command("DELETE", path, body or None, idempotency_key)
         return CommandResult.from_json(answer.body, answer.replayed)
 
@@ -161,26 +161,26 @@ class Client:
         self, order_id: str, as_of_version: int | None = None, as_of: datetime | None = None
     ) -> OrderState:
         """The order folded from its events: now, or as of a version or a moment."""
-        params = _as_of(as_of_version, as_of)
-        body = self._get(self.command_url, f"/orders/{_segment(order_id)}", params).body
+        params = as_of_params(as_of_version, as_of)
+        body = self._get(self.command_url, f"/orders/{segment(order_id)}", params).body
         return OrderState.from_json(body)
 
     def account_state(
         self, customer_id: str, as_of_version: int | None = None, as_of: datetime | None = None
     ) -> AccountState:
         """The account folded from its events: now, or as of a version or a moment."""
-        params = _as_of(as_of_version, as_of)
-        body = self._get(self.command_url, f"/accounts/{_segment(customer_id)}", params).body
+        params = as_of_params(as_of_version, as_of)
+        body = self._get(self.command_url, f"/accounts/{segment(customer_id)}", params).body
         return AccountState.from_json(body)
 
     def order_events(self, order_id: str) -> tuple[StoredEvent, ...]:
         """One order's stream as stored (events:read)."""
-        body = self._get(self.command_url, f"/orders/{_segment(order_id)}/events").body
+        body = self._get(self.command_url, f"/orders/{segment(order_id)}/events").body
         return tuple(StoredEvent.from_json(e) for e in body["events"])
 
     def account_events(self, customer_id: str) -> tuple[StoredEvent, ...]:
         """One account's stream as stored (events:read)."""
-        body = self._get(self.command_url, f"/accounts/{_segment(customer_id)}/events").body
+        body = self._get(self.command_url, f"/accounts/{segment(customer_id)}/events").body
         return tuple(StoredEvent.from_json(e) for e in body["events"])
 
     def events(self, after: int = 0, limit: int = 100) -> EventsPage:
@@ -198,7 +198,7 @@ class Client:
     def order(self, order_id: str, min_version: int | None = None) -> Order:
         """An order with its lines; with `min_version`, at least that version or
         ProjectionBehind (the service waits for the projection first)."""
-        path = f"/orders/{_segment(order_id)}"
+        path = f"/orders/{segment(order_id)}"
         if min_version is None:
             return Order.from_json(self._get(self._query(), path).body)
         answer = self._read_your_write(path, min_version, f"order {order_id!r}")
@@ -214,7 +214,7 @@ class Client:
         cursor: str | None = None,
     ) -> OrderPage:
         """A page of orders, newest first (read:own sees its own customer's only)."""
-        params = _listing(status, created_after, created_before, limit, cursor)
+        params = listing_params(status, created_after, created_before, limit, cursor)
         params["customer_id"] = customer_id
         return OrderPage.from_json(self._get(self._query(), "/orders", params).body)
 
@@ -228,23 +228,23 @@ class Client:
         cursor: str | None = None,
     ) -> OrderPage:
         """A page of one customer's orders, newest first."""
-        params = _listing(status, created_after, created_before, limit, cursor)
-        path = f"/customers/{_segment(customer_id)}/orders"
+        params = listing_params(status, created_after, created_before, limit, cursor)
+        path = f"/customers/{segment(customer_id)}/orders"
         return OrderPage.from_json(self._get(self._query(), path, params).body)
 
     def order_history(self, order_id: str) -> OrderHistory:
         """An order's events as projected, and who caused each."""
-        path = f"/orders/{_segment(order_id)}/history"
+        path = f"/orders/{segment(order_id)}/history"
         return OrderHistory.from_json(self._get(self._query(), path).body)
 
     def customer(self, customer_id: str) -> Customer:
         """A customer's order counts, total and balance."""
-        path = f"/customers/{_segment(customer_id)}"
+        path = f"/customers/{segment(customer_id)}"
         return Customer.from_json(self._get(self._query(), path).body)
 
     def account(self, customer_id: str, min_version: int | None = None) -> Account:
         """An account; with `min_version`, at least that version or ProjectionBehind."""
-        path = f"/accounts/{_segment(customer_id)}"
+        path = f"/accounts/{segment(customer_id)}"
         if min_version is None:
             return Account.from_json(self._get(self._query(), path).body)
         answer = self._read_your_write(path, min_version, f"account {customer_id!r}")
@@ -254,13 +254,13 @@ class Client:
         self, customer_id: str, limit: int | None = None, cursor: str | None = None
     ) -> Statement:
         """A page of an account's statement, oldest first, with the running balance."""
-        path = f"/accounts/{_segment(customer_id)}/statement"
+        path = f"/accounts/{segment(customer_id)}/statement"
         params = {"limit": limit, "cursor": cursor}
         return Statement.from_json(self._get(self._query(), path, params).body)
 
     def product_sales(self, product_id: str) -> ProductSales:
         """One product's sales (read:all)."""
-        path = f"/products/{_segment(product_id)}/sales"
+        path = f"/products/{segment(product_id)}/sales"
         return ProductSales.from_json(self._get(self._query(), path).body)
 
     def top_products(self, by: str = "units", limit: int | None = None) -> tuple[ProductSales, ...]:
@@ -297,30 +297,3 @@ class Client:
         if answer.headers.get(UP_TO_DATE_HEADER) == "false":
             raise ProjectionBehind(resource, min_version, answer.body.get("version"))
         return answer
-
-
-def _segment(identifier: str) -> str:
-    return quote(identifier, safe="")
-
-
-def _as_of(version: int | None, moment: datetime | None) -> dict[str, Any]:
-    return {
-        "as_of_version": version,
-        "as_of": moment.isoformat() if moment is not None else None,
-    }
-
-
-def _listing(
-    status: str | None,
-    created_after: datetime | None,
-    created_before: datetime | None,
-    limit: int | None,
-    cursor: str | None,
-) -> dict[str, Any]:
-    return {
-        "status": status,
-        "created_after": created_after.isoformat() if created_after else None,
-        "created_before": created_before.isoformat() if created_before else None,
-        "limit": limit,
-        "cursor": cursor,
-    }
