@@ -1,5 +1,6 @@
-"""One customer against another's orders and account on the real command API: the documented
-status (404 exactly as for a missing resource, or 403), and both stores unchanged after."""
+"""One customer against another's orders and account on the real command API and query API:
+the documented status (404 exactly as for a missing resource, or 403), and both stores
+unchanged after."""
 
 from __future__ import annotations
 
@@ -11,13 +12,30 @@ from typing import Any
 import pytest
 import requests
 
-from shared.contract.principal import ACCOUNTS_WRITE, ORDERS_WRITE, READ_OWN
+from shared.contract.principal import ACCOUNTS_WRITE, ORDERS_WRITE, READ_ALL, READ_OWN
 from tests.security.system import SecuritySystem
 
 ALICE, BOB = "c-alice", "c-bob"
 CUSTOMER_SCOPES = (ORDERS_WRITE, ACCOUNTS_WRITE, READ_OWN)
 LINES = [{"product_id": "p-1", "quantity": 1, "unit_price": "3.00"}]
 MISSING_ORDER, MISSING_CUSTOMER = "o-nowhere", "c-nowhere"
+BOB_ORDER = "o-bob-1"
+# Missing ids as long as Bob's, so even Content-Length cannot tell the two apart.
+UNKNOWN_ORDER, UNKNOWN_CUSTOMER = "o-nob-1", "c-nob"
+# Bob's resources on the query API, each of which Alice must find exactly as a missing one.
+BOBS_VIEWS = [
+    f"/orders/{BOB_ORDER}", f"/orders/{BOB_ORDER}?min_version=1", f"/orders/{BOB_ORDER}/history",
+    f"/customers/{BOB}", f"/customers/{BOB}/orders", f"/accounts/{BOB}",
+    f"/accounts/{BOB}?min_version=1", f"/accounts/{BOB}/statement",
+]  # fmt: skip
+# What each request gets of its own, whatever it asked for.
+PER_RESPONSE_HEADERS = {"X-Correlation-ID", "traceparent", "Date"}
+
+
+@pytest.fixture(scope="module")
+def security_service_env() -> dict[str, str]:
+    """A short ?min_version wait: Alice's probes of Bob's views wait it out, as for a missing id."""
+    return {"READ_YOUR_WRITES_MAX_WAIT_MS": "300"}
 
 
 @dataclass(frozen=True)
@@ -52,9 +70,9 @@ def world(security_system: SecuritySystem) -> World:
         "POST", "/orders/o-alice-2/status", json={"status": "PAID"}, headers=alice
     )
     assert paid.status_code == 200, paid.text
-    place(system, bob, BOB, "o-bob-1")
+    place(system, bob, BOB, BOB_ORDER)
     system.rebuild_read_model()
-    views = system.read_model_views(["o-alice-1", "o-alice-2", "o-bob-1"], [ALICE, BOB])
+    views = system.read_model_views(["o-alice-1", "o-alice-2", BOB_ORDER], [ALICE, BOB])
     head = system.head_position()
     return World(system, "o-alice-1", "o-alice-2", bob, head, system.all_events(), views)
 
@@ -67,7 +85,7 @@ def unchanged(world: World) -> Iterator[World]:
     assert system.head_position() == world.head
     assert system.all_events() == world.events
     system.rebuild_read_model()
-    order_ids = [world.alice_order, world.alice_paid_order, "o-bob-1"]
+    order_ids = [world.alice_order, world.alice_paid_order, BOB_ORDER]
     assert system.read_model_views(order_ids, [ALICE, BOB]) == world.views
 
 
@@ -164,3 +182,32 @@ def test_reusing_anothers_order_id_says_taken_and_nothing_about_the_order(
     assert problem["type"].endswith(":order-id-taken")
     for secret in (ALICE, "PLACED", "current_status", "version"):
         assert secret not in response.text
+
+
+def query_shape(response: requests.Response, *ids: str) -> tuple[int, dict[str, str], str]:
+    """Status, headers and body, with these ids blanked: all that a prober could compare."""
+    text = response.text
+    for resource_id in ids:
+        text = text.replace(resource_id, "<id>")
+    headers = {k: v for k, v in response.headers.items() if k not in PER_RESPONSE_HEADERS}
+    return response.status_code, headers, text
+
+
+@pytest.mark.parametrize("path", BOBS_VIEWS)
+def test_anothers_views_are_exactly_missing_ones_on_the_query_api(world: World, path: str) -> None:
+    system = world.system
+    alice = system.headers("user-alice", [READ_OWN], ALICE)
+    missing_path = path.replace(BOB_ORDER, UNKNOWN_ORDER).replace(BOB, UNKNOWN_CUSTOMER)
+    hidden = system.query("GET", path, headers=alice)
+    missing = system.query("GET", missing_path, headers=alice)
+    assert hidden.status_code == 404, hidden.text
+    assert "WWW-Authenticate" not in hidden.headers
+    blanked = (BOB_ORDER, BOB, UNKNOWN_ORDER, UNKNOWN_CUSTOMER)
+    assert query_shape(hidden, *blanked) == query_shape(missing, *blanked)
+    # The view is there: its owner reads it, and so does read:all.
+    for reader in (world.bob, system.headers("support-1", [READ_ALL])):
+        shown = system.query("GET", path, headers=reader)
+        assert shown.status_code == 200, shown.text
+    # Reads write nothing: the read model, as it stands, shows what it showed before.
+    order_ids = [world.alice_order, world.alice_paid_order, BOB_ORDER]
+    assert system.read_model_views(order_ids, [ALICE, BOB]) == world.views

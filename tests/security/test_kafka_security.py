@@ -1,4 +1,5 @@
-"""Kafka over SASL_SSL with ACLs, through the clients shared/infra/kafka.py builds from Settings.
+"""Kafka over SASL_SSL with ACLs: the clients shared/infra/kafka.py builds from Settings, and
+the real services configured through the KAFKA_* environment variables alone.
 
 The broker tests share one secure broker of their own (devtools.kafka_security): TLS from a
 throwaway CA, SCRAM-SHA-512 users admin, relay and projector, and least-privilege ACLs.
@@ -12,19 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAuthorizationFailedError
 
 from devtools.kafka_security import ADMIN_USER, PROJECTOR_USER, RELAY_USER, SecureKafka
 from devtools.local_kafka import LocalKafka
 from devtools.ports import free_port
+from shared.contract.principal import ORDERS_WRITE, READ_OWN
 from shared.infra.config import ConfigError, Settings
 from shared.infra.kafka import create_admin, create_consumer, create_producer, ensure_topic
+from tests.support.auth import bearer
+from tests.support.order_system import OrderSystem
+from tests.support.processes import ServiceRunner, wait_until
 
 TOPIC = "orders.events"
 GROUP = "query-projector"
 # Failing connections give up after this instead of the clients' 5 s bootstrap timeout.
 FAST_FAIL = {"bootstrap_timeout_ms": 1_500}
+LINES = [{"product_id": "p-1", "quantity": 1, "unit_price": "2.50"}]
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +48,24 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
         broker.stop()
 
 
+def credentials_env(broker: LocalKafka, user: str) -> dict[str, str]:
+    """The documented KAFKA_* security variables a deployment sets for this user."""
+    assert broker.secrets is not None
+    return {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": user,
+        # Written with a trailing newline, which the clients must strip.
+        "KAFKA_SASL_PASSWORD_FILE": str(broker.secrets.user(user).password_file),
+        "KAFKA_SSL_CAFILE": str(broker.secrets.ca_file),
+    }
+
+
 def settings_as(broker: LocalKafka, user: str | None, **env: str) -> Settings:
     """Settings read from the environment variables a deployment would set for this user."""
     environ = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "KAFKA_TOPIC": TOPIC}
     if user is not None:
-        assert broker.secrets is not None
-        environ |= {
-            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-            "KAFKA_SASL_USERNAME": user,
-            # Written with a trailing newline, which the clients must strip.
-            "KAFKA_SASL_PASSWORD_FILE": str(broker.secrets.user(user).password_file),
-            "KAFKA_SSL_CAFILE": str(broker.secrets.ca_file),
-        }
+        environ |= credentials_env(broker, user)
     return Settings.from_env(environ | env)
 
 
@@ -93,6 +105,56 @@ def test_projector_credentials_may_not_produce(secure_kafka: LocalKafka) -> None
         send_one(projector)
     with pytest.raises(TopicAuthorizationFailedError):
         send_one(projector, enable_idempotence=False)
+
+
+@pytest.mark.kafka
+def test_the_services_carry_an_order_to_the_query_api_each_as_its_own_user(
+    secure_kafka: LocalKafka, tmp_path: Path
+) -> None:
+    relay_env = credentials_env(secure_kafka, RELAY_USER)
+    # The query API reads end offsets for its lag report: a reader, like the projector.
+    reader_env = credentials_env(secure_kafka, PROJECTOR_USER)
+    with ServiceRunner(tmp_path) as runner:
+        system = OrderSystem(
+            runner,
+            secure_kafka.bootstrap_servers,
+            TOPIC,
+            relay_env=relay_env,
+            projector_env=reader_env,
+            query_api_env=reader_env,
+            group_id=GROUP,  # the only group the projector's user may read in
+        ).start()
+        customer = bearer(runner.workdir, "user-kafka", [ORDERS_WRITE, READ_OWN], "c-kafka")
+        body = {"customer_id": "c-kafka", "lines": LINES}
+        placed = requests.post(
+            f"{system.command_api.base_url}/orders", json=body, headers=customer, timeout=10
+        )
+        assert placed.status_code == 201, placed.text
+        history_url = f"{system.query_api.base_url}/orders/{placed.json()['order_id']}/history"
+
+        def projected() -> dict[str, Any] | None:
+            shown = requests.get(history_url, headers=customer, timeout=10)
+            return shown.json() if shown.status_code == 200 else None
+
+        def stuck() -> str:
+            return f"not projected:\n{system.relay.tail()}\n{system.projector.tail()}"
+
+        history = wait_until(projected, 60, stuck, interval=0.25)
+        assert [step["by"]["sub"] for step in history["history"]] == ["user-kafka"]
+    # The services ran as these users without the broker's ACLs widening for them.
+    with pytest.raises(TopicAuthorizationFailedError):
+        send_one(settings_as(secure_kafka, PROJECTOR_USER), enable_idempotence=False)
+    with pytest.raises(KafkaError, match="GroupAuthorizationFailed"):
+        read_in_group(settings_as(secure_kafka, RELAY_USER))
+
+
+def read_in_group(settings: Settings) -> None:
+    """Join the projector's group and fetch the topic, as the projector does."""
+    consumer = create_consumer(settings, TOPIC, group_id=GROUP, **FAST_FAIL)
+    try:
+        consumer.poll(timeout_ms=10_000)
+    finally:
+        consumer.close(autocommit=False)
 
 
 @pytest.mark.kafka

@@ -28,17 +28,24 @@ class OrderSystem:
         topic: str,
         projector_args: Sequence[str] = (),
         projector_env: Mapping[str, str] | None = None,
+        relay_env: Mapping[str, str] | None = None,
+        query_api_env: Mapping[str, str] | None = None,
+        group_id: str | None = None,
     ) -> None:
         self.runner = runner
         # Extra command-line options of every projector (e.g. a shorter session timeout).
         self.projector_args = tuple(projector_args)
         # Extra environment of every projector (e.g. LOG_LEVEL=DEBUG for its per-event lines).
         self.projector_env = dict(projector_env or {})
+        # Extra environment of the relay and the query API (e.g. each one's own Kafka user).
+        self.relay_env = dict(relay_env or {})
+        self.query_api_env = dict(query_api_env or {})
         self.bootstrap = bootstrap
         # Where the relay reaches Kafka (a fault proxy in tests/faults/test_network_faults.py).
         self.relay_bootstrap = bootstrap
         self.topic = topic
-        self.group_id = f"e2e-{uuid.uuid4().hex[:8]}"
+        # A fresh group per system, unless the broker's ACLs grant only a given one.
+        self.group_id = group_id or f"e2e-{uuid.uuid4().hex[:8]}"
         self._command_api: HttpService | None = None
         self._relay: ServiceProcess | None = None
         self._query_api: HttpService | None = None
@@ -87,14 +94,16 @@ class OrderSystem:
         """Start all four and wait until both APIs answer."""
         # A short lease so a relay restarted after kill -9 takes over within seconds.
         self._command_api = self.runner.command_api()
-        self._relay = self.runner.relay(self.relay_bootstrap, self.topic, RELAY_LEASE_SECONDS="3")
+        self._relay = self.runner.relay(
+            self.relay_bootstrap, self.topic, **{"RELAY_LEASE_SECONDS": "3", **self.relay_env}
+        )
         self._query_api = self.runner.start_http(
             "query-api",
             "query-api",
             "query_service.server",
             "QUERY_API_HOST",
             "QUERY_API_PORT",
-            **self.query_env(),
+            **{**self.query_env(), **self.query_api_env},
         )
         self._projector = self.start_projector("projector")
         return self
