@@ -26,9 +26,9 @@ from command_service.adapters.event_store import EventStore, EventStoreUnavailab
 from command_service.outbox.lease import LeaseHeartbeat, LeaseLost, RelayLease
 from command_service.outbox.message import send_event
 from command_service.outbox.new_event_probe import NewEventProbe
+from command_service.outbox.producer_factory import DefaultProducerFactory
 from command_service.outbox.publish_span import event_log_ids, publish_span
 from shared.contract.envelope import EventEnvelope
-from shared.infra import kafka as kafka_clients
 from shared.infra.backoff import Backoff
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
@@ -80,27 +80,6 @@ def create_relay_engine(settings: Settings) -> Engine:
     return create_database_engine(settings.event_store_url, synchronous)
 
 
-def _default_producer(settings: Settings) -> Any:
-    producer = kafka_clients.create_producer(settings)
-    try:
-        admin = kafka_clients.create_admin(settings)
-        try:
-            kafka_clients.ensure_topic(
-                admin,
-                settings.kafka_topic,
-                settings.kafka_topic_partitions,
-                settings.kafka_replication_factor,
-            )
-        finally:
-            admin.close()
-        # Fetch the topic's metadata now rather than on the first event's send.
-        producer.partitions_for(settings.kafka_topic)
-    except BaseException:
-        producer.close(timeout=0)
-        raise
-    return producer
-
-
 class Relay:
     """Waits for the lease, then publishes the log to Kafka while it holds it, until stopped."""
 
@@ -109,13 +88,13 @@ class Relay:
         settings: Settings,
         store: EventStore,
         lease: RelayLease,
-        producer_factory: ProducerFactory = _default_producer,
+        producer_factory: ProducerFactory | None = None,
         observer: RelayObserver | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.lease = lease
-        self.producer_factory = producer_factory
+        self.producer_factory = producer_factory or DefaultProducerFactory()
         self.observer = observer
         self.stopping = False
         self._producer: Any = None

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,11 @@ BOOTSTRAP_TIMEOUT_MS = 5_000
 # noticed within about a second.
 RECONNECT_BACKOFF_MAX_MS = 1_000
 TOPIC_READY_TIMEOUT_MS = 10_000
+# kafka-python (3.0.12) bootstraps from one server picked at random and gives that one connect
+# the whole bootstrap timeout, so a server that drops packets (a host or link down, not a
+# refusal) fails a third of new clients' starts on a three-broker cluster. Servers that do not
+# accept a TCP connection within this are left out of a new client's bootstrap list.
+BOOTSTRAP_PROBE_TIMEOUT_S = 1.0
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 # The mechanisms that need nothing beyond a username and a password.
@@ -45,11 +53,39 @@ def _connection_options(settings: Settings) -> dict[str, Any]:
 
 def _bounded_options(bootstrap_servers: str) -> dict[str, Any]:
     return {
-        "bootstrap_servers": bootstrap_servers.split(","),
+        "bootstrap_servers": reachable_servers(bootstrap_servers.split(",")),
         "request_timeout_ms": REQUEST_TIMEOUT_MS,
         "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
         "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
+
+
+def reachable_servers(servers: list[str]) -> list[str]:
+    """The servers that accept a TCP connection now, in order; all of them if none does.
+
+    Not a health check: a client bootstrapped from the others still learns of every broker
+    from the cluster's metadata, and talks to this one once it answers again.
+    """
+    if len(servers) < 2:
+        return servers
+    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+        accepted = list(pool.map(_accepts_connection, servers))
+    reachable = [server for server, ok in zip(servers, accepted, strict=True) if ok]
+    if len(reachable) < len(servers):
+        left_out = [server for server in servers if server not in reachable]
+        log.warning("bootstrap servers not reachable; left out", extra={"servers": left_out})
+    return reachable or servers
+
+
+def _accepts_connection(server: str) -> bool:
+    host, _, port = re.sub(r"^.*://", "", server.strip()).rpartition(":")
+    if not host or not port.isdigit():
+        return True  # not ours to judge: kafka-python parses (and rejects) it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), BOOTSTRAP_PROBE_TIMEOUT_S).close()
+    except OSError:
+        return False
+    return True
 
 
 def _security_options(settings: Settings) -> dict[str, Any]:

@@ -25,9 +25,11 @@ from sqlalchemy import Engine, text
 from command_service.adapters.event_store import EventStore, NewEvent, StreamAppend
 from command_service.http.metrics import RelayMetrics
 from command_service.outbox.lease import LeaseHeartbeat, LeaseLost, RelayLease
+from command_service.outbox.producer_factory import DefaultProducerFactory
 from command_service.outbox.relay import Relay, create_relay_engine
 from shared.contract.envelope import EventEnvelope
 from shared.contract.principal import ACCOUNTS_DEPOSIT, ACCOUNTS_WRITE, ORDERS_FULFIL, ORDERS_WRITE
+from shared.infra import kafka as kafka_clients
 from shared.infra.config import Settings
 from shared.infra.db import create_database_engine
 from shared.infra.kafka import create_consumer, ensure_topic
@@ -780,3 +782,29 @@ def test_the_relay_counts_each_time_it_takes_the_lease(small_log: EventStore) ->
         relay.stop()
         thread.join(10)
     assert acquisitions() == 2
+
+
+def test_a_rebuilt_producer_does_not_ask_for_the_topic_again(
+    kafka_bootstrap: str, kafka_topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The relay rebuilds its producer after every failed batch. CreateTopics is forwarded to
+    # the active controller, and after a broker is cut off that may be the one it waits on.
+    admins: list[str] = []
+    create_admin = kafka_clients.create_admin
+
+    def counted_create_admin(settings: Settings, client_id: str = "orders-admin") -> Any:
+        admins.append(client_id)
+        return create_admin(settings, client_id)
+
+    monkeypatch.setattr(kafka_clients, "create_admin", counted_create_admin)
+    settings = Settings.from_env(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "KAFKA_TOPIC": kafka_topic,
+            "KAFKA_TOPIC_PARTITIONS": "3",
+        }
+    )
+    build = DefaultProducerFactory()
+    for _ in range(3):
+        build(settings).close(timeout=0)
+    assert len(admins) == 1, "the topic is made sure of at the first build only"
