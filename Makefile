@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install kafka-jars run run-cluster test test-cluster test-unsettled test-fast lint format typecheck check clean bench
+.PHONY: install kafka-jars run run-cluster test test-cluster test-fast lint format typecheck check clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,15 +40,11 @@ run-cluster: install kafka-jars
 test: install kafka-jars
 	@if command -v go >/dev/null 2>&1; then $(PY) -m devtools.toxiproxy install; fi
 	$(PY) -m pytest
-	$(PY) -m pytest -m 'cluster and not unsettled'
+	$(PY) -m pytest -m cluster
 
 # The scale-out tests (marker `cluster`): three brokers, PostgreSQL, make run-cluster.
 test-cluster: install kafka-jars
-	$(PY) -m pytest -m 'cluster and not unsettled'
-
-# Scenarios whose failures are not yet understood (marker `unsettled`), alone.
-test-unsettled: install kafka-jars
-	$(PY) -m pytest -m unsettled
+	$(PY) -m pytest -m cluster
 
 # Pure unit tests only: no broker, no files.
 test-fast: install
