@@ -20,7 +20,6 @@ import pytest
 
 from devtools.kafka_cluster import ClusterNode, KafkaCluster
 from devtools.netns import NetworkNamespaces, available
-from shared.infra.kafka import ensure_topic
 from tests.support.cluster_system import ClusterOrderSystem
 from tests.support.fault_report import finish_scenario
 from tests.support.faults import SteadyWorkload, published_position, wait_for_load
@@ -33,7 +32,6 @@ ORDERS = 240
 RATE = 12.0  # about 20 s of load: before, during and after the cut
 CUT_S = 3.0  # the node stays cut off this long after its partitions moved (~10 s in all)
 NODES = ("node-1", "node-2", "node-3")
-TOPIC = "orders.cluster-faults"  # the conftest's, which its cluster_system fixture uses
 
 
 @pytest.fixture
@@ -61,9 +59,7 @@ def cluster(
     )
     kafka.start()
     try:
-        ensure_topic(kafka.bootstrap_servers, TOPIC, 6, 3)
-        kafka.wait_for_topic(TOPIC)
-        yield kafka
+        yield kafka  # conftest's cluster_topic makes the scenario's topic on it
     finally:
         for name in NODES:
             network.heal(name)
