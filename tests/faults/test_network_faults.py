@@ -21,7 +21,12 @@ from kafka import KafkaConsumer
 
 from devtools.toxiproxy import ToxiproxyServer
 from tests.support.fault_report import finish_scenario
-from tests.support.faults import SteadyWorkload, published_position, wait_for_load
+from tests.support.faults import (
+    SteadyWorkload,
+    projected_events,
+    published_position,
+    wait_for_load,
+)
 from tests.support.network_faults import (
     LossyCopy,
     OnEvery,
@@ -29,6 +34,7 @@ from tests.support.network_faults import (
     ProxiedOrderSystem,
     accepted_connections,
     proxied_kafka,
+    reset_bursts,
 )
 from tests.support.processes import ServiceRunner, wait_until
 from tests.support.topics import fresh_topic
@@ -86,11 +92,6 @@ def steady_load(system: ProxiedOrderSystem, seed: int) -> SteadyWorkload:
     )
 
 
-def projected(system: ProxiedOrderSystem) -> int:
-    """Events the read model holds (the sum of its stream versions)."""
-    return sum(system.projected_versions().values())
-
-
 def finish(
     name: str,
     system: ProxiedOrderSystem,
@@ -113,10 +114,10 @@ def during_fault(
     wait_for_load(workload, 30)
     with fault():
         began = time.monotonic()
-        published, applied = published_position(system), projected(system)
+        published, applied = published_position(system), projected_events(system)
         time.sleep(FAULT_S)  # the fault itself, not a wait for a condition
         published = published_position(system) - published
-        applied = projected(system) - applied
+        applied = projected_events(system) - applied
         acks = workload.acknowledged_between(began, time.monotonic())
     return acks, published, applied
 
@@ -184,17 +185,10 @@ def test_connection_resets_on_both_kafka_paths(
     load = workload.start(CLIENTS)
     wait_for_load(workload, 30)
     before = {p.name: accepted_connections(toxiproxy, p) for p in system.kafka.proxies()}
-    published, applied = published_position(system), projected(system)
-    deadline = time.monotonic() + FAULT_S
-    bursts = 0
-    while time.monotonic() < deadline:
-        # Every connection that carries a byte in the burst is reset (RST) at once.
-        with OnEvery(system.kafka.proxies(), lambda p: p.toxic("reset_peer", {"timeout": 0})):
-            time.sleep(0.2)
-        bursts += 1
-        time.sleep(0.8)  # between bursts the clients reconnect and go on
+    published, applied = published_position(system), projected_events(system)
+    bursts = reset_bursts(system.kafka.proxies(), FAULT_S)
     published = published_position(system) - published
-    applied = projected(system) - applied
+    applied = projected_events(system) - applied
     load.join()
     reconnects = {
         p.name: accepted_connections(toxiproxy, p) - before[p.name] for p in system.kafka.proxies()

@@ -268,6 +268,11 @@ def published_position(system: OrderSystem) -> int:
     return int(value or 0)
 
 
+def projected_events(system: OrderSystem) -> int:
+    """Events the read model holds (the sum of its stream versions)."""
+    return sum(system.projected_versions().values())
+
+
 def kafka_timestamp_boundary() -> int:
     """Epoch ms that records handed to a producer before this call are stamped below, and
     records handed over after it return are stamped at or above."""

@@ -10,6 +10,7 @@ import contextlib
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -153,6 +154,20 @@ class OnEvery(AbstractContextManager[object]):
     def __exit__(self, *exc_info: object) -> None:
         for fault in reversed(self.faults):
             fault.__exit__(None, None, None)
+
+
+def reset_bursts(proxies: Iterable[Proxy], seconds: float) -> int:
+    """For `seconds`, once a second reset (RST) every connection on these proxies that carries
+    a byte in a 0.2 s burst; between bursts clients reconnect. Returns the bursts made."""
+    paths = list(proxies)
+    deadline = time.monotonic() + seconds
+    bursts = 0
+    while time.monotonic() < deadline:
+        with OnEvery(paths, lambda p: p.toxic("reset_peer", {"timeout": 0})):
+            time.sleep(0.2)
+        bursts += 1
+        time.sleep(0.8)
+    return bursts
 
 
 def accepted_connections(server: ToxiproxyServer, proxy: Proxy) -> int:

@@ -18,12 +18,18 @@ from devtools.toxiproxy import ToxiproxyServer
 from tests.faults.cluster.conftest import TOPIC
 from tests.support.cluster_system import ClusterOrderSystem, KafkaPaths
 from tests.support.fault_report import finish_scenario
-from tests.support.faults import SteadyWorkload, published_position, wait_for_load
+from tests.support.faults import (
+    SteadyWorkload,
+    projected_events,
+    published_position,
+    wait_for_load,
+)
 from tests.support.network_faults import (
     OnEvery,
     ProxiedCluster,
     accepted_connections,
     proxied_cluster,
+    reset_bursts,
 )
 
 pytestmark = pytest.mark.cluster
@@ -59,11 +65,6 @@ def cluster_paths(proxied: ProxiedCluster) -> KafkaPaths:
     return KafkaPaths(proxied.bootstrap, proxied.relay_bootstrap, proxied.projector_bootstrap)
 
 
-def projected(system: ClusterOrderSystem) -> int:
-    """Events the read model holds (the sum of its stream versions)."""
-    return sum(system.projected_versions().values())
-
-
 def test_latency_then_connection_resets_on_every_kafka_path(
     cluster_system: ClusterOrderSystem,
     proxied: ProxiedCluster,
@@ -80,24 +81,17 @@ def test_latency_then_connection_resets_on_every_kafka_path(
 
     with OnEvery(proxies, lambda p: p.toxic("latency", {"latency": LATENCY_MS})):
         began = time.monotonic()
-        published, applied = published_position(system), projected(system)
+        published, applied = published_position(system), projected_events(system)
         time.sleep(FAULT_S)  # the fault itself, not a wait for a condition
         slow_published = published_position(system) - published
-        slow_applied = projected(system) - applied
+        slow_applied = projected_events(system) - applied
         slow_acks = workload.acknowledged_between(began, time.monotonic())
 
     before = {p.name: accepted_connections(toxiproxy, p) for p in proxies}
-    published, applied = published_position(system), projected(system)
-    deadline = time.monotonic() + FAULT_S
-    bursts = 0
-    while time.monotonic() < deadline:
-        # Every connection that carries a byte in the burst is reset (RST) at once.
-        with OnEvery(proxies, lambda p: p.toxic("reset_peer", {"timeout": 0})):
-            time.sleep(0.2)
-        bursts += 1
-        time.sleep(0.8)  # between bursts the clients reconnect and go on
+    published, applied = published_position(system), projected_events(system)
+    bursts = reset_bursts(proxies, FAULT_S)
     reset_published = published_position(system) - published
-    reset_applied = projected(system) - applied
+    reset_applied = projected_events(system) - applied
     load.join()
     reconnected = sum(accepted_connections(toxiproxy, p) - before[p.name] for p in proxies)
 
