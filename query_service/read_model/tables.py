@@ -151,9 +151,6 @@ event_offsets = Table(
     Column("topic", String(249), nullable=False),
     Column("kafka_partition", Integer, nullable=False),
     Column("kafka_offset", BigInteger, nullable=False),
-    # One B-tree keyed by the primary key, not a rowid table plus an index: a row per event
-    # is written on the projector's hot path.
-    sqlite_with_rowid=False,
 )
 
 # Events the projection could not apply, kept raw for an operator (Text: parking never fails).
