@@ -299,14 +299,8 @@ class Projector:
 
 
 def _offset_of(record: Any, event: Event) -> EventOffset:
-    return EventOffset(
-        event.stream_id,
-        event.version,
-        event.event_id,
-        record.topic,
-        record.partition,
-        record.offset,
-    )
+    where = (record.topic, record.partition, record.offset)
+    return EventOffset(event.stream_id, event.version, event.event_id, *where)
 
 
 def _parse(record: Any) -> Event | Exception:
