@@ -39,12 +39,14 @@ def stream(stream_id: str) -> str:
     changes = diff(_state(base, compare), state) if compare else None
     read_view, read_error = _read_view(base)
     partitions = _partition_count()
+    messages = _kafka_messages(base, events)
     return render_template(
         "stream.html",
         stream_id=stream_id,
         is_account=is_account,
         entity=entity,
         events=events,
+        messages=messages,
         partition=partition_of(stream_id, partitions) if partitions else None,
         version=version,
         compare=compare,
@@ -129,6 +131,26 @@ def _read_view(base: str) -> tuple[dict[str, Any] | None, str | None]:
     except ServiceError as exc:
         return None, exc.detail
     return view, None
+
+
+def _kafka_messages(base: str, events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per event id: its message's partition and offset as the projector recorded them, or why
+    they are not known ("pending": not projected yet; "rebuilt": applied from the log)."""
+    try:
+        found = console().query_api.get_json(f"{base}/kafka-messages")
+    except ServiceError as exc:
+        if exc.status == 404:  # the stream is not in the read model yet
+            return {e["event_id"]: {"state": "pending"} for e in events}
+        return {e["event_id"]: {"state": "error", "detail": exc.detail} for e in events}
+    recorded = {m["event_id"]: m for m in found["messages"]}
+    messages: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e["event_id"] in recorded:
+            messages[e["event_id"]] = {"state": "known", **recorded[e["event_id"]]}
+        else:
+            state = "rebuilt" if e["version"] <= found["version"] else "pending"
+            messages[e["event_id"]] = {"state": state}
+    return messages
 
 
 def _partition_count() -> int | None:

@@ -54,6 +54,7 @@ def event_log() -> str:
     filters = EventFilter(
         event_type=id_arg("type"),
         stream_id=id_arg("stream"),
+        event_id=id_arg("event"),
         since=time_arg("since"),
         until=time_arg("until"),
         newest_first=choice_arg("order", ("newest", "oldest")) == "newest",

@@ -20,7 +20,7 @@ from query_service.http.params import (
     VersionedReadArgs,
     query_args,
 )
-from query_service.projection.events import is_identifier
+from query_service.projection.events import account_stream, is_identifier
 from query_service.read_model.changes import TooManyWaiters
 from query_service.read_model.pagination import encode_cursor, encode_statement_cursor
 from query_service.read_model.views import OrderFilter, ReadViews
@@ -105,6 +105,16 @@ def order_history(order_id: str) -> Response:
     )
 
 
+@queries.get("/orders/<order_id>/kafka-messages")
+@requires(READ_ALL)
+def order_messages(order_id: str) -> Response:
+    query_args(NoArgs())
+    found = _views().stream_offsets(order_id)
+    if found is None:
+        raise _not_found("order", order_id)
+    return jsonify(rep.stream_messages(found))
+
+
 @queries.get("/customers/<customer_id>")
 @requires(READ_OWN, READ_ALL)
 def get_customer(customer_id: str) -> Response:
@@ -159,6 +169,16 @@ def account_statement(customer_id: str) -> Response:
     )
     _link_next_page(response, token)
     return response
+
+
+@queries.get("/accounts/<customer_id>/kafka-messages")
+@requires(READ_ALL)
+def account_messages(customer_id: str) -> Response:
+    query_args(NoArgs())
+    found = _views().stream_offsets(account_stream(customer_id))
+    if found is None:
+        raise _not_found("account", customer_id, id_name="customer_id")
+    return jsonify(rep.stream_messages(found))
 
 
 @queries.get("/products/top")

@@ -100,6 +100,7 @@ def query_document() -> dict[str, Any]:
             "OrderPage": out.OrderPageSchema,
             "OrderDetail": out.OrderDetailSchema,
             "OrderHistory": out.OrderHistorySchema,
+            "StreamMessages": out.StreamMessagesSchema,
             "Customer": out.CustomerSchema,
             "AccountView": out.AccountViewSchema,
             "Statement": out.StatementSchema,
@@ -177,6 +178,16 @@ def _order_paths(spec: APISpec) -> None:
         [order_id, *_query(spec, NoArgs)],
         "The order is not in the read model (yet)." + HIDDEN,
     )
+    _get(
+        spec,
+        "/orders/{order_id}/kafka-messages",
+        "getOrderKafkaMessages",
+        "Where an order's events are on the topic: partition and offset, when known (read:all)",
+        "orders",
+        doc.success("The order's messages.", "StreamMessages"),
+        [order_id, *_query(spec, NoArgs)],
+        "The order is not in the read model (yet).",
+    )
 
 
 def _customer_and_account_paths(spec: APISpec) -> None:
@@ -222,6 +233,16 @@ def _customer_and_account_paths(spec: APISpec) -> None:
         doc.success("A page of the statement.", "Statement", {"Link": NEXT_PAGE}),
         [account_id, *_query(spec, StatementArgs)],
         "The customer has no account in the read model (yet)." + HIDDEN,
+    )
+    _get(
+        spec,
+        "/accounts/{customer_id}/kafka-messages",
+        "getAccountKafkaMessages",
+        "Where an account's events are on the topic: partition and offset, when known (read:all)",
+        "accounts",
+        doc.success("The account's messages.", "StreamMessages"),
+        [account_id, *_query(spec, NoArgs)],
+        "The customer has no account in the read model (yet).",
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from query_service.projection.orders import format_cents
+from query_service.read_model.event_offsets import StreamOffsets
 from query_service.read_model.tables import STATUS_COUNT_COLUMNS
 from query_service.read_model.views import CustomerView, OrderDetail
 from shared.contract.envelope import format_timestamp
@@ -54,6 +55,24 @@ def history_entry(row: RowMapping) -> dict[str, Any]:
         "event_id": row["event_id"],
         "position": row["position"],
         "by": _actor(row),
+    }
+
+
+def stream_messages(found: StreamOffsets) -> dict[str, Any]:
+    """A stream's applied version and the Kafka message of each event that has one."""
+    return {
+        "stream_id": found.stream_id,
+        "version": found.applied_version,
+        "messages": [
+            {
+                "version": row.version,
+                "event_id": row.event_id,
+                "topic": row.topic,
+                "partition": row.kafka_partition,
+                "offset": row.kafka_offset,
+            }
+            for row in found.offsets
+        ],
     }
 
 

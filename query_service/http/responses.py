@@ -98,6 +98,36 @@ class OrderHistorySchema(Schema):
     history = fields.List(fields.Nested(HistoryEntrySchema), required=True)
 
 
+class KafkaMessageSchema(Schema):
+    """Where one event's message is on the topic (the first copy the projector consumed)."""
+
+    version = fields.Integer(required=True, validate=POSITIVE)
+    event_id = fields.String(required=True)
+    topic = fields.String(required=True, metadata={"example": "orders.events"})
+    partition = fields.Integer(required=True, validate=NOT_NEGATIVE)
+    offset = fields.Integer(required=True, validate=NOT_NEGATIVE)
+
+
+class StreamMessagesSchema(Schema):
+    """A stream's Kafka messages as far as the projector recorded them, oldest first."""
+
+    stream_id = fields.String(required=True, metadata={"example": "o-1001"})
+    version = fields.Integer(
+        required=True,
+        validate=POSITIVE,
+        metadata={"description": "The last version the read model applied."},
+    )
+    messages = fields.List(
+        fields.Nested(KafkaMessageSchema),
+        required=True,
+        metadata={
+            "description": "One per event whose message the projector consumed. An applied "
+            "version without one was applied by a rebuild or a gap repair, which read the "
+            "command API, not the topic; a version above `version` is not projected yet."
+        },
+    )
+
+
 class StatusCountsSchema(Schema):
     """How many of a customer's orders are in each status."""
 

@@ -44,6 +44,7 @@ from query_service.projector.positions import (
     position_from_read_model,
     rewind,
 )
+from query_service.read_model.event_offsets import EventOffset, record_offsets
 from query_service.read_model.order_writer import save_positions
 from shared.infra.backoff import Backoff
 from shared.infra.db import write_transaction
@@ -215,11 +216,16 @@ class Projector:
         ):
             parsed = [(record, _parse(record)) for records in batch.values() for record in records]
             projection.prefetch(event for _, event in parsed if not isinstance(event, Exception))
+            offsets: list[EventOffset] = []
             for record, event_or_error in parsed:
                 outcome, event = self._apply_record(projection, record, event_or_error)
                 counts[outcome] += 1
                 if event is not None:
                     applied.append((record, event))
+                if outcome != "parked" and not isinstance(event_or_error, Exception):
+                    # Duplicates too: an event a gap repair applied gets its message's offset.
+                    offsets.append(_offset_of(record, event_or_error))
+            record_offsets(conn, offsets)
             for tp, records in batch.items():
                 next_offsets[tp.partition] = records[-1].offset + 1
             save_positions(conn, self.topic, next_offsets)
@@ -290,6 +296,11 @@ class Projector:
         if now - self._last_progress_log >= PROGRESS_LOG_INTERVAL_S:
             self._last_progress_log = now
             log.info("projector progress", extra={"stats": vars(self.stats)})
+
+
+def _offset_of(record: Any, event: Event) -> EventOffset:
+    where = (record.topic, record.partition, record.offset)
+    return EventOffset(event.stream_id, event.version, event.event_id, *where)
 
 
 def _parse(record: Any) -> Event | Exception:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, RowMapping
 
-from query_service.projection.events import UnprojectableEvent
+from query_service.projection.events import Event, UnprojectableEvent
 from query_service.projection.parsing import parse_message
 from query_service.projector.applier import EventApplier
 from query_service.projector.consumer import TRANSIENT_ERRORS
+from query_service.read_model.event_offsets import EventOffset, record_offsets
 from query_service.read_model.parked import (
     OperatorAction,
     lock_parked_event,
@@ -63,6 +64,8 @@ def retry_parked(
                 event = parse_message(row["message_value"])
                 event_id, stream_id = event.event_id, event.stream_id
                 outcome = projection.apply(event).value
+                if row["kafka_offset"] is not None:  # parked from Kafka, not by a gap repair
+                    record_offsets(conn, [_offset_of(row, event)])
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:
@@ -96,6 +99,17 @@ def discard_parked(
             _audit(parked_id, "discard", "discarded", who, reason, event_id, stream_id, detail),
         )
     return ActionResult(parked_id, "discard", "discarded", audit_id, event_id, stream_id)
+
+
+def _offset_of(row: RowMapping, event: Event) -> EventOffset:
+    return EventOffset(
+        event.stream_id,
+        event.version,
+        event.event_id,
+        row["topic"],
+        row["kafka_partition"],
+        row["kafka_offset"],
+    )
 
 
 def _audit(

@@ -28,9 +28,16 @@ def execute_many(conn: Connection, statement: Executable, rows: Sequence[dict[st
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
     """INSERT rows given as tuples in the table's column order (the projections' row types)."""
+    insert_rows_with(conn, insert_statement(table), table, rows)
+
+
+def insert_rows_with(
+    conn: Connection, statement: Executable, table: Table, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Like insert_rows, with an INSERT of every column of the table of one's own (an upsert)."""
     if not rows:
         return
-    driver = _compile(insert_statement(table), conn.dialect)
+    driver = _compile(statement, conn.dialect)
     if driver.names != tuple(table.columns.keys()):
         columns = tuple(table.columns.keys())
         in_driver_order = itemgetter(*(columns.index(name) for name in driver.names))

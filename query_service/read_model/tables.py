@@ -139,6 +139,20 @@ projector_positions = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# Where each event's Kafka message is (the first copy seen: a redelivery or a republish keeps
+# it). Only the live projector knows offsets: events applied by a rebuild or a gap repair (read
+# from the command API) have no row until a copy of their message is consumed.
+event_offsets = Table(
+    "event_offsets",
+    metadata,
+    Column("stream_id", String(80), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("event_id", String(64), nullable=False),
+    Column("topic", String(249), nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+)
+
 # Events the projection could not apply, kept raw for an operator (Text: parking never fails).
 parked_events = Table(
     "parked_events",
@@ -188,7 +202,9 @@ VIEW_TABLES = (
     accounts,
     account_statement,
 )
-TRACKING_TABLES = (projector_positions,)
+# Truncated by a rebuild with the view tables: it knows no offsets, and keeping old ones could
+# name messages of a topic since recreated.
+TRACKING_TABLES = (projector_positions, event_offsets)
 
 # The read model can always be re-derived, and its Kafka offsets are committed in the same
 # transactions as its rows: losing the last commits on power loss only means re-reading them.

@@ -16,6 +16,7 @@ from query_service.read_model.changes import (
     WaiterSlots,
     wait_for_version,
 )
+from query_service.read_model.event_offsets import StreamOffsets, read_stream_offsets
 from query_service.read_model.pagination import Cursor, StatementCursor
 from query_service.read_model.tables import (
     account_statement,
@@ -152,6 +153,11 @@ class ReadViews:
         if customer_id is None or not rows:
             return None
         return OrderHistory(customer_id, rows)
+
+    def stream_offsets(self, stream_id: str) -> StreamOffsets | None:
+        """Where the stream's events are on the topic, as far as known; None if unknown."""
+        with self.engine.connect() as conn, conn.begin():
+            return read_stream_offsets(conn, stream_id)
 
     def customer(self, customer_id: str) -> CustomerView | None:
         """A customer's order summary and account, or None if they have neither."""

@@ -62,7 +62,11 @@ def _visit(driver: Any, console_system: ConsoleSystem, path: str, name: str, tmp
 
 
 def test_every_page_shows_what_was_written(
-    signed_in: Any, console_system: ConsoleSystem, tmp_path: Path
+    signed_in: Any,
+    console_system: ConsoleSystem,
+    kafka_bootstrap: str,
+    console_topic: str,
+    tmp_path: Path,
 ) -> None:
     driver, order = signed_in, console_system.order_id
     wait_until(
@@ -76,12 +80,62 @@ def test_every_page_shows_what_was_written(
     timeline = _visit(driver, console_system, f"/streams/{order}?compare=1", "stream", tmp_path)
     assert timeline.index("v1 OrderPlaced") < timeline.index("v2 OrderStatusChanged")
     assert "agrees with the log" in timeline
+    _check_kafka_messages(driver, console_system, kafka_bootstrap, console_topic, tmp_path)
     found = _visit(driver, console_system, f"/search?q={PAYLOAD_PRODUCT}", "search", tmp_path)
     assert order in found
     log = _visit(driver, console_system, f"/events?stream={order}", "events", tmp_path)
     assert "OrderPlaced" in log
     customer = _visit(driver, console_system, f"/customers/{CUSTOMER}", "customer", tmp_path)
     assert order in customer and "Running balance" in customer
+
+
+def _check_kafka_messages(
+    driver: Any, console_system: ConsoleSystem, bootstrap: str, topic: str, tmp: Path
+) -> None:
+    """Each event of the order shows where its message really is (read back from the topic),
+    and links to the event log filtered to that event."""
+    from selenium.webdriver.common.by import By
+
+    on_topic = _messages_on_topic(bootstrap, topic)
+    order = console_system.order_id
+    events = requests.get(
+        f"{console_system.system.command_api.base_url}/orders/{order}/events",
+        headers=console_system.system.admin_headers,
+        timeout=10,
+    ).json()["events"]
+    links = driver.find_elements(By.CSS_SELECTOR, "ol.timeline a.kafka-message")
+    assert len(links) == len(events) == 2
+    for event, link in zip(events, links, strict=True):
+        partition, offset = on_topic[event["event_id"]]
+        assert link.text == f"partition {partition} · offset {offset}"
+    href = links[0].get_attribute("href")
+    log = _visit(
+        driver, console_system, urlsplit(href).path + "?" + urlsplit(href).query, "event", tmp
+    )
+    assert events[0]["event_id"] in log and "OrderPlaced" in log
+    assert events[1]["event_id"] not in log
+
+
+def _messages_on_topic(bootstrap: str, topic: str) -> dict[str, tuple[int, int]]:
+    """event id (the ce_id header) -> (partition, offset) of every message on the topic."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        found: dict[str, tuple[int, int]] = {}
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    ce_id = dict(record.headers).get("ce_id")
+                    if ce_id is not None:
+                        found.setdefault(ce_id.decode(), (record.partition, record.offset))
+        return found
+    finally:
+        consumer.close()
 
 
 def test_a_parked_event_is_retried(

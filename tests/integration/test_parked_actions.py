@@ -70,6 +70,11 @@ def test_retry_applies_once_then_a_second_copy_is_a_duplicate(client: FlaskClien
     again = _park(client, placed, offset=6)
     assert client.post(f"/parked/{again}/retry").get_json()["outcome"] == "duplicate"
     assert client.get("/customers/c-1").get_json()["order_count"] == 1  # counted once
+    # The retry recorded where the message was parked from; the second copy did not move it.
+    messages = client.get("/orders/o-1/kafka-messages").get_json()["messages"]
+    assert [(m["topic"], m["partition"], m["offset"]) for m in messages] == [
+        ("orders.events", 0, 5)
+    ]
 
     [second, first_line] = client.get("/parked/actions").get_json()["actions"][:2]
     assert (first_line["by_sub"], first_line["reason"], first_line["action"]) == (

@@ -41,6 +41,7 @@ class EventFilter:
 
     event_type: str | None = None
     stream_id: str | None = None
+    event_id: str | None = None
     since: str | None = None
     until: str | None = None
     newest_first: bool = True
@@ -109,6 +110,7 @@ class AuditIndex:
             (
                 ("type", filters.event_type, "="),
                 ("stream_id", filters.stream_id, "="),
+                ("event_id", filters.event_id, "="),
                 ("occurred_at", filters.since, ">="),
                 ("occurred_at", filters.until, "<"),
             )

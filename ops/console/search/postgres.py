@@ -39,6 +39,12 @@ class PostgresAuditIndex(AuditIndex):
                     "ON console_events (stream_id, version)"
                 )
             )
+            conn.execute(  # the stream page links each event to the log filtered by its id
+                text(
+                    "CREATE INDEX IF NOT EXISTS ix_console_events_event_id "
+                    "ON console_events (event_id)"
+                )
+            )
             conn.execute(
                 text("CREATE TABLE IF NOT EXISTS console_index_state (position BIGINT NOT NULL)")
             )
