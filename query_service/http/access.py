@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import RowMapping
 
-from query_service.read_model.views import CustomerView, OrderDetail, OrderHistory
+from query_service.read_model.view_types import CustomerView, OrderDetail, OrderHistory
 from shared.contract.principal import READ_ALL
 from shared.http.auth import current_principal, forbidden
 

@@ -23,7 +23,8 @@ from query_service.http.params import (
 from query_service.projection.events import account_stream, is_identifier
 from query_service.read_model.changes import TooManyWaiters
 from query_service.read_model.pagination import encode_cursor, encode_statement_cursor
-from query_service.read_model.views import OrderFilter, ReadViews
+from query_service.read_model.view_types import OrderFilter
+from query_service.read_model.views import ReadViews
 from shared.contract.principal import READ_ALL, READ_OWN
 from shared.http.auth import requires
 from shared.http.errors import Problem, problem_response

@@ -9,7 +9,7 @@ from sqlalchemy import RowMapping
 from query_service.projection.orders import format_cents
 from query_service.read_model.event_offsets import StreamOffsets
 from query_service.read_model.tables import STATUS_COUNT_COLUMNS
-from query_service.read_model.views import CustomerView, OrderDetail
+from query_service.read_model.view_types import CustomerView, OrderDetail
 from shared.contract.envelope import format_timestamp
 
 

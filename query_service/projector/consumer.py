@@ -18,11 +18,10 @@ from typing import Any
 
 from kafka.errors import KafkaError
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from query_service.projection.events import Event, UnprojectableEvent
+from query_service.projection.events import Event
 from query_service.projection.parsing import parse_message
-from query_service.projector.applier import ROW_ERRORS, EventApplier, Outcome, ProjectionBatch
+from query_service.projector.applier import ROW_ERRORS, EventApplier
 from query_service.projector.batch_report import (
     BatchReport,
     ProjectorObserver,
@@ -30,13 +29,7 @@ from query_service.projector.batch_report import (
     log_applied,
 )
 from query_service.projector.batch_writes import ClaimLost
-from query_service.projector.command_api import CommandApiUnavailable
-from query_service.projector.message_trace import (
-    MessageLogScope,
-    message_trace,
-    process_span_attributes,
-)
-from query_service.projector.parking import park_message
+from query_service.projector.message_apply import TRANSIENT_ERRORS, NeedsIsolation, apply_record
 from query_service.projector.positions import (
     AssignmentTracker,
     Batch,
@@ -48,12 +41,9 @@ from query_service.read_model.event_offsets import EventOffset, record_offsets
 from query_service.read_model.order_writer import save_positions
 from shared.infra.backoff import Backoff
 from shared.infra.db import write_transaction
-from shared.infra.log_context import bind_log_scope, unbind_log_scope
-from shared.infra.tracing import current_tracing
 
 log = logging.getLogger("query_service.projector")
 
-TRANSIENT_ERRORS = (CommandApiUnavailable, SQLAlchemyError)
 PROGRESS_LOG_INTERVAL_S = 10.0
 
 
@@ -79,10 +69,6 @@ class ProjectorStats:
     duplicates: int = 0
     parked: int = 0
     retries: int = 0
-
-
-class _NeedsIsolation(Exception):
-    """An unexpected error in a batch without savepoints: redo the batch with them."""
 
 
 class Projector:
@@ -196,7 +182,7 @@ class Projector:
         """Apply a batch in one transaction; if a row is rejected, redo it event by event."""
         try:
             return self._apply_batch_once(batch, isolated=False)
-        except (*ROW_ERRORS, ClaimLost, _NeedsIsolation) as exc:
+        except (*ROW_ERRORS, ClaimLost, NeedsIsolation) as exc:
             log.warning(
                 "a message broke its batch; applying the batch event by event to park it",
                 extra={"error": repr(exc)},
@@ -218,7 +204,7 @@ class Projector:
             projection.prefetch(event for _, event in parsed if not isinstance(event, Exception))
             offsets: list[EventOffset] = []
             for record, event_or_error in parsed:
-                outcome, event = self._apply_record(projection, record, event_or_error)
+                outcome, event = apply_record(projection, record, event_or_error, self.topic)
                 counts[outcome] += 1
                 if event is not None:
                     applied.append((record, event))
@@ -249,47 +235,6 @@ class Projector:
                 )
             )
         return next_offsets
-
-    def _apply_record(
-        self, projection: ProjectionBatch, record: Any, event: Event | Exception
-    ) -> tuple[str, Event | None]:
-        """Apply one parsed message: "applied" (with the event), "duplicate" or "parked".
-
-        Its correlation and trace ids are on every line logged meanwhile; with tracing on, a
-        consumer span continues its ce_traceparent.
-        """
-        token = bind_log_scope(MessageLogScope(record))
-        try:
-            tracing = current_tracing()
-            traceparent = message_trace(record).traceparent if tracing.recording else None
-            if traceparent is None:
-                return self._apply_message(projection, record, event)
-            attributes = process_span_attributes(record, event)
-            with tracing.consumer_span(f"process {self.topic}", traceparent, attributes):
-                return self._apply_message(projection, record, event)
-        finally:
-            unbind_log_scope(token)
-
-    def _apply_message(
-        self, projection: ProjectionBatch, record: Any, event: Event | Exception
-    ) -> tuple[str, Event | None]:
-        try:
-            if isinstance(event, Exception):
-                raise event
-            outcome = projection.apply(event)
-        except TRANSIENT_ERRORS:
-            raise
-        except UnprojectableEvent as exc:
-            park_message(projection.conn, record, str(exc))
-            return "parked", None
-        except Exception as exc:
-            if not projection.isolated:
-                raise _NeedsIsolation() from exc  # it may have written half its rows
-            # A bug must not stop every other order: park the message and go on.
-            log.exception("unexpected error applying a message")
-            park_message(projection.conn, record, f"unexpected error: {exc!r}")
-            return "parked", None
-        return outcome.value, (event if outcome is Outcome.APPLIED else None)
 
     def _maybe_log_progress(self) -> None:
         now = time.monotonic()

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, RowMapping
 from query_service.projection.events import Event, UnprojectableEvent
 from query_service.projection.parsing import parse_message
 from query_service.projector.applier import EventApplier
-from query_service.projector.consumer import TRANSIENT_ERRORS
+from query_service.projector.message_apply import TRANSIENT_ERRORS
 from query_service.read_model.event_offsets import EventOffset, record_offsets
 from query_service.read_model.parked import (
     OperatorAction,
